@@ -1,0 +1,221 @@
+"""Batch streams: what the engine iterates, already on the device and normalized.
+
+Two implementations of one small interface (``len()``, ``epoch(epoch, start)``):
+
+* `DeviceBatches`: the whole split lives on the device as one uint8 tensor;
+  batches are gathered by index and augmented there in one go (airbench's
+  recipe; no worker processes).
+* `LoaderBatches`: a DataLoader whose workers decode and transform single
+  images into uint8 tensors; the batch is moved and normalized on the device.
+
+Both follow `sampling.train_order`, so the data order is a function of the
+seed and the epoch, and both can start an epoch at any batch (exact resume).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+
+from . import device_aug
+from .folder import BadImage, FileSplit, load_rgb
+from .sampling import batch_slices, eval_shard, mix_seed, train_order
+from .sources import TensorSplit
+
+log = logging.getLogger(__name__)
+
+
+class DataError(RuntimeError):
+    """Data that cannot be used (for example an unreadable image with data.on_bad_image=error)."""
+
+
+class _Erasing:
+    """Random erasing on the normalized device batch (timm's implementation)."""
+
+    def __init__(self, aug, device) -> None:
+        from timm.data.random_erasing import RandomErasing
+
+        self.op = RandomErasing(aug.re_prob, mode=aug.re_mode, max_count=aug.re_count, device=str(device))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.op(x)
+
+
+class BatchStream:
+    """Common parts: sharding, batch counting, normalisation, erasing."""
+
+    def __init__(self, n: int, *, train: bool, batch_size: int, device, normalize, seed: int, rank: int, world_size: int,
+                 repeated_aug: int = 0, erasing=None, limit: int | None = None) -> None:
+        self.n, self.train, self.batch_size, self.device = n, train, batch_size, torch.device(device)
+        self.normalize, self.erasing = normalize, erasing
+        self.seed, self.rank, self.world_size, self.repeated_aug = seed, rank, world_size, repeated_aug
+        self.limit = limit
+
+    def order(self, epoch: int) -> tuple[Tensor, Tensor]:
+        """(indices, global positions) this rank visits in ``epoch``."""
+        if self.train:
+            return train_order(self.n, epoch, self.seed, self.rank, self.world_size, self.repeated_aug)
+        idx = eval_shard(self.n, self.rank, self.world_size)
+        return idx, idx
+
+    def slices(self, count: int) -> list[slice]:
+        s = batch_slices(count, self.batch_size, drop_last=self.train)
+        return s[: self.limit] if self.limit else s
+
+    def __len__(self) -> int:
+        count = self.n // self.world_size if self.train else len(eval_shard(self.n, self.rank, self.world_size))
+        return len(self.slices(count))
+
+    def finish(self, x: Tensor) -> Tensor:
+        x = self.normalize(x)
+        if self.train and self.erasing is not None:
+            x = self.erasing(x)
+        return x
+
+    def end_epoch_report(self) -> dict:
+        return {}
+
+
+class DeviceBatches(BatchStream):
+    """Batches from a uint8 tensor held on the device, augmented on the device."""
+
+    def __init__(self, split: TensorSplit, *, aug, img_size: int, **kw) -> None:
+        super().__init__(len(split), **kw)
+        self.images = split.images.to(self.device)
+        self.labels = split.labels.to(self.device)
+        self.aug, self.img_size = aug, img_size
+        self.generator = torch.Generator(device=self.device)
+
+    def augment(self, x: Tensor, epoch: int, batch: int) -> Tensor:
+        a = self.aug
+        # one seed per (epoch, batch, rank): exact mid-epoch resume for free
+        self.generator.manual_seed(mix_seed(self.seed, epoch, batch, self.rank, 0xA06))
+        if a.train_crop == "rrc":
+            x = device_aug.random_resized_crop(x, self.img_size, tuple(a.scale), tuple(a.ratio), self.generator)
+        else:
+            x = device_aug.resize_batch(x, self.img_size)
+            if a.train_crop == "pad":
+                x = device_aug.pad_crop(x, a.padding, self.generator, a.padding_mode)
+        return device_aug.random_hflip(x, a.hflip, self.generator)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        idx, _ = self.order(epoch)
+        idx = idx.to(self.device)
+        for b, sl in enumerate(self.slices(len(idx))):
+            if b < start:
+                continue
+            sel = idx[sl]
+            x = self.images.index_select(0, sel)
+            x = self.augment(x, epoch, b) if self.train else device_aug.resize_batch(x, self.img_size)
+            yield self.finish(x), self.labels.index_select(0, sel)
+
+
+# ------------------------------------------------------------- worker path
+class _ImageDataset(Dataset):
+    """Items are ``(index, seed)`` pairs: the seed makes the random transform of
+    this sample reproducible whatever worker runs it."""
+
+    def __init__(self, split, transform, on_bad_image: str) -> None:
+        self.split, self.transform, self.on_bad_image = split, transform, on_bad_image
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def _load(self, index: int):
+        if isinstance(self.split, FileSplit):
+            return load_rgb(self.split.paths[index]), self.split.labels[index]
+        from torchvision.transforms.functional import to_pil_image
+
+        return to_pil_image(self.split.images[index]), int(self.split.labels[index])
+
+    def __getitem__(self, item):
+        index, seed = item
+        in_main = get_worker_info() is None
+        saved = (random.getstate(), torch.get_rng_state(), np.random.get_state()) if in_main else None
+        random.seed(seed)
+        torch.manual_seed(seed)
+        np.random.seed(seed % (2**32))
+        try:
+            img, label = self._load(index)
+            return self.transform(img), label, None
+        except BadImage as e:
+            if self.on_bad_image == "error":
+                raise DataError(f"unreadable image {e} (data.on_bad_image=error; use skip to drop such files)") from None
+            return None, None, str(self.split.paths[index])
+        finally:
+            if saved is not None:
+                random.setstate(saved[0])
+                torch.set_rng_state(saved[1])
+                np.random.set_state(saved[2])
+
+
+def _collate(items):
+    good = [it for it in items if it[2] is None]
+    bad = [it[2] for it in items if it[2] is not None]
+    if not good:
+        return None, None, bad
+    return torch.stack([it[0] for it in good]), torch.tensor([it[1] for it in good]), bad
+
+
+class _PlannedSampler(Sampler):
+    """Yields the (index, seed) items planned for the current epoch."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int]] = []
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class LoaderBatches(BatchStream):
+    """Batches decoded and transformed by DataLoader workers, normalized on the device."""
+
+    def __init__(self, split, *, transform, num_workers: int, pin_memory: bool, persistent_workers: bool,
+                 prefetch_factor: int, on_bad_image: str, **kw) -> None:
+        super().__init__(len(split), **kw)
+        self.sampler = _PlannedSampler()
+        workers = dict(persistent_workers=persistent_workers, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
+        self.loader = DataLoader(
+            _ImageDataset(split, transform, on_bad_image),
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=num_workers,
+            collate_fn=_collate,
+            pin_memory=pin_memory and self.device.type == "cuda",
+            drop_last=False,
+            **workers,
+        )
+        self.bad_images: dict[str, int] = {}
+        self._epoch_bad = 0
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        idx, pos = self.order(epoch)
+        sl = self.slices(len(idx))
+        stop = sl[-1].stop if sl else 0
+        first = sl[start].start if start < len(sl) else stop
+        self.sampler.items = [(int(i), mix_seed(self.seed, epoch, int(p), 0x1D)) for i, p in zip(idx[first:stop], pos[first:stop])]
+        self._epoch_bad = 0
+        for x, y, bad in self.loader:
+            for path in bad:
+                self._epoch_bad += 1
+                if path not in self.bad_images:
+                    log.warning("skipping unreadable image %s", path)
+                self.bad_images[path] = self.bad_images.get(path, 0) + 1
+            if x is None:
+                continue
+            x = x.to(self.device, non_blocking=True)
+            yield self.finish(x), y.to(self.device, non_blocking=True)
+
+    def end_epoch_report(self) -> dict:
+        if self._epoch_bad:
+            log.warning("%d unreadable image(s) skipped this epoch (%d distinct files so far)", self._epoch_bad, len(self.bad_images))
+        return {"bad_images": self._epoch_bad}

@@ -1,0 +1,185 @@
+"""One training epoch and one evaluation pass: the only place that knows the step order.
+
+    batch -> mix (on the device) -> forward under autocast -> soft-target loss
+          -> backward (scaled for fp16) -> [every grad_accum_steps batches:
+             unscale, clip, non-finite check, optimizer step, EMA update,
+             per-step lr update]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .metrics import ClassificationMeter
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or Inf loss and the policy says to stop."""
+
+
+@dataclass
+class TrainState:
+    """Counters that a checkpoint must restore for an exact resume."""
+
+    epoch: int = 0  # epoch in progress (0-based)
+    batch: int = 0  # next batch of that epoch
+    global_step: int = 0  # optimizer updates so far
+    nonfinite_total: int = 0
+    nonfinite_streak: int = 0
+    best: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class StepParts:
+    """What a training step needs, built once by `mixcut.train`."""
+
+    model: nn.Module  # possibly DDP-wrapped and/or compiled
+    optimizer: torch.optim.Optimizer
+    loss_fn: nn.Module
+    mixer: object
+    device: torch.device
+    amp_dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    scheduler: object = None
+    ema: nn.Module | None = None
+    grad_accum_steps: int = 1
+    clip_grad: float | None = None
+    clip_mode: str = "norm"
+    on_nonfinite: str = "skip"
+    max_nonfinite: int = 10
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+
+def _optimizer_step(parts: StepParts, state: TrainState, loss_value: torch.Tensor) -> bool:
+    """Finish one update; returns False if it was skipped for a non-finite loss."""
+    opt, scaler = parts.optimizer, parts.scaler
+    # One 4-byte read per update; on CPU it is free, on CUDA it is the only sync.
+    if not bool(torch.isfinite(loss_value)):
+        opt.zero_grad(set_to_none=True)
+        state.nonfinite_total += 1
+        state.nonfinite_streak += 1
+        if parts.on_nonfinite == "abort":
+            raise NonFiniteLossError(f"non-finite loss ({loss_value.item()}) at step {state.global_step + 1} (epoch {state.epoch + 1}).")
+        if state.nonfinite_streak >= parts.max_nonfinite:
+            raise NonFiniteLossError(
+                f"{state.nonfinite_streak} non-finite losses in a row up to step {state.global_step + 1}; "
+                "lower optim.lr, add trainer.clip_grad=1.0, or check the data."
+            )
+        return False
+    state.nonfinite_streak = 0
+    if parts.clip_grad is not None:
+        if scaler is not None:
+            scaler.unscale_(opt)
+        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        if parts.clip_mode == "norm":
+            torch.nn.utils.clip_grad_norm_(params, parts.clip_grad)
+        else:
+            torch.nn.utils.clip_grad_value_(params, parts.clip_grad)
+    if scaler is not None:
+        scaler.step(opt)  # skips the step itself on fp16 overflow (not an error)
+        scaler.update()
+    else:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    state.global_step += 1
+    if parts.ema is not None:
+        parts.ema.update(_unwrap(parts.model), step=state.global_step)
+    if parts.scheduler is not None:
+        parts.scheduler.step_update(num_updates=state.global_step)
+    return True
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    return getattr(model, "module", model)  # DDP
+
+
+def train_one_epoch(
+    parts: StepParts,
+    state: TrainState,
+    batches,
+    progress=None,
+    after_step: Callable[[TrainState], bool] | None = None,
+    log_every: int = 20,
+) -> dict:
+    """Train from ``state.batch`` to the end of ``state.epoch``.
+
+    ``after_step(state)`` runs after every optimizer update and may return
+    True to stop early (graceful stop); the epoch is then left unfinished and
+    ``state.batch`` says where to resume. Returns the epoch's statistics.
+    """
+    model, accum = parts.model, parts.grad_accum_steps
+    model.train()
+    loss_sum = torch.zeros((), device=parts.device)
+    seen, updates, n_batches, stopped = 0, 0, len(batches), False
+    pending = torch.zeros((), device=parts.device)  # loss of the current accumulation window
+    start = time.perf_counter()
+    for b, (x, y) in enumerate(batches.epoch(state.epoch, state.batch), start=state.batch):
+        x, target = parts.mixer(x, y)
+        last_micro = (b + 1) % accum == 0 or b + 1 == n_batches
+        sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with parts.autocast():
+                logits = model(x)
+            loss = parts.loss_fn(logits, target)
+            scaled = loss / accum
+            (parts.scaler.scale(scaled) if parts.scaler is not None else scaled).backward()
+        pending += loss.detach() / accum
+        seen += x.shape[0]
+        state.batch = b + 1
+        if last_micro:
+            if _optimizer_step(parts, state, pending):
+                loss_sum += pending
+                updates += 1
+            pending = torch.zeros((), device=parts.device)
+            if after_step is not None and after_step(state):
+                stopped = True
+        if progress is not None and (b + 1) % log_every == 0:
+            elapsed = time.perf_counter() - start
+            progress.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}", refresh=False)
+        if progress is not None:
+            progress.update(1)
+        if stopped:
+            break
+    elapsed = time.perf_counter() - start
+    return {
+        "train_loss": float(loss_sum) / max(updates, 1),
+        "train_images": seen,
+        "train_seconds": elapsed,
+        "train_images_per_sec": seen / max(elapsed, 1e-9),
+        "stopped": stopped,
+    }
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches, num_classes: int, device: torch.device, amp_dtype=None, progress=None) -> dict:
+    """Top-1/top-5, NLL, ECE and Brier over the whole split (summed across ranks).
+
+    No mixing happens here: batches go straight from the stream to the model.
+    """
+    model.eval()
+    meter = ClassificationMeter(num_classes, device=device)
+    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    for x, y in batches.epoch(0):
+        with ctx:
+            logits = model(x)
+        meter.update(logits, y)
+        if progress is not None:
+            progress.update(1)
+    meter.all_reduce()
+    out = meter.compute()
+    out["reliability"] = meter.reliability()
+    return out

@@ -1,0 +1,28 @@
+"""Batch-mixing augmentation on the device: pure tensor code, no Hydra, no trainer.
+
+>>> from mixcut.mix import CutMix
+>>> mixer = CutMix(alpha=1.0, num_classes=10, label_smoothing=0.1, seed=0)
+>>> x_mixed, soft_targets = mixer(x, y)
+"""
+
+from .base import MODES, PAIRINGS, Draws, Mixer, MixResult, Plan
+from .choice import MixChoice
+from .cutmix import CutMix
+from .factory import MIXERS, create_mixer
+from .mixup import Mixup
+from .noop import NoMix
+
+__all__ = [
+    "MODES",
+    "PAIRINGS",
+    "Draws",
+    "Mixer",
+    "MixResult",
+    "Plan",
+    "MixChoice",
+    "CutMix",
+    "Mixup",
+    "NoMix",
+    "MIXERS",
+    "create_mixer",
+]

@@ -1,0 +1,100 @@
+"""Pick one of several mixers at random: the DeiT Mixup/CutMix switch and friends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .base import Draws, Mixer, Plan
+
+
+class MixChoice(Mixer):
+    """Choose among ``mixers`` with probabilities ``probs``.
+
+    In ``batch`` mode one member is drawn for the whole batch and runs its own
+    fast batch path; in ``pair``/``elem`` mode every pair/sample draws its
+    member, each member plans the whole batch with its own lambda distribution
+    and the plans are merged per sample (one blend, no Python loop over samples).
+
+    The choice's ``prob``, ``mode``, ``pairing``, ``label_smoothing``,
+    ``num_classes``, ``inplace`` and generator apply; each member contributes
+    only its lambda distribution and how it mixes pixels (alpha, minmax,
+    correct_lam, its own ``lam_clip``; a ``lam_clip`` given to the choice goes to
+    members that have none).
+
+    The DeiT recipe is ``MixChoice.switch(Mixup(0.8), CutMix(1.0), switch_prob=0.5)``.
+    """
+
+    def __init__(self, mixers: Sequence[Mixer], probs: Sequence[float] | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        mixers = list(mixers)
+        if not mixers:
+            raise ValueError("MixChoice needs at least one mixer.")
+        for m in mixers:
+            if not isinstance(m, Mixer) or not m.pairs_samples or type(m).plan is Mixer.plan:
+                raise ValueError(f"MixChoice members must be pixel-mixing mixers (Mixup, CutMix, ...); got {m!r}.")
+        if probs is None:
+            probs = [1.0 / len(mixers)] * len(mixers)
+        probs = [float(p) for p in probs]
+        if len(probs) != len(mixers) or any(p < 0 for p in probs) or abs(sum(probs) - 1.0) > 1e-6:
+            raise ValueError(f"MixChoice probs must be {len(mixers)} non-negative numbers summing to 1; got {probs}.")
+        self.mixers, self.probs = mixers, probs
+        self._edges = torch.tensor(probs, dtype=torch.float64).cumsum(0)[:-1].float()
+        for m in mixers:
+            m.inplace = self.inplace
+            if m.lam_clip is None:
+                m.lam_clip = self.lam_clip
+
+    @classmethod
+    def switch(cls, first: Mixer, second: Mixer, switch_prob: float = 0.5, **kwargs) -> "MixChoice":
+        """``second`` with probability ``switch_prob``, else ``first`` (timm/DeiT naming)."""
+        if not 0.0 <= float(switch_prob) <= 1.0:
+            raise ValueError(f"switch_prob must be a probability in [0, 1]; got {switch_prob}.")
+        return cls([first, second], [1.0 - float(switch_prob), float(switch_prob)], **kwargs)
+
+    def choose(self, u: Tensor) -> Tensor:
+        """Member index for uniform draws ``u``."""
+        return torch.bucketize(u, self._edges.to(u.device), right=True)
+
+    def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
+        k = int(self.choose(torch.rand(1, generator=draws.generator))[0])
+        member = self.mixers[k]
+        member._scratch, self._scratch = self._scratch, None  # share one scratch buffer
+        try:
+            return member.apply_batch(x, partner, draws)
+        finally:
+            self._scratch, member._scratch = member._scratch, None
+
+    def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
+        choice = self.choose(draws.uniform())
+        plans = []
+        for member in self.mixers:
+            member_lam = torch.where(active, member.sample_lam(draws), 1.0)
+            plans.append(member.plan(x, partner, member_lam, active, draws))
+        if len(plans) == 1:
+            return plans[0]
+        spatial = any(p.weight.shape[-1] != 1 for p in plans)
+        shape = (x.shape[0], 1, *x.shape[-2:]) if spatial else (x.shape[0], 1, 1, 1)
+        weight = torch.zeros(shape, dtype=torch.float32, device=x.device)
+        lam_out = torch.ones_like(lam)
+        custom = any(p.source is not None for p in plans)
+        source = self.gather(x, partner).clone() if custom else None
+        for k, p in enumerate(plans):
+            sel = choice == k
+            weight = torch.where(sel.view(-1, 1, 1, 1), p.weight.float(), weight)
+            lam_out = torch.where(sel, p.lam, lam_out)
+            if p.source is not None:
+                source = torch.where(sel.view(-1, 1, 1, 1), p.source, source)
+        return Plan(weight=weight, lam=lam_out, source=source)
+
+    def sample_lam(self, draws: Draws) -> Tensor:
+        # Members draw their own lambdas in `plan`; this one only gates.
+        return torch.ones(draws.n, device=draws.device)
+
+    def extra_repr(self) -> str:
+        inner = ", ".join(f"{p:g}: {m.__class__.__name__}({m.extra_repr()})" for m, p in zip(self.mixers, self.probs))
+        return f"[{inner}]"
+
+

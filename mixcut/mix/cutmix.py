@@ -1,0 +1,69 @@
+"""CutMix (Yun et al., 2019): paste a box of the partner image; labels by area."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import functional as F
+from .base import Draws, Mixer, Plan, check_positive, check_range
+
+
+class CutMix(Mixer):
+    """Paste a box of ``x[partner]`` into ``x``; lambda becomes the kept area.
+
+    The box side is ``int(side * sqrt(1 - lam))`` with lam ~ Beta(alpha, alpha)
+    and a uniform centre, clipped at the border (paper and timm). With
+    ``minmax=(lo, hi)`` box sides are instead uniform in [lo, hi) of the image
+    side and lie fully inside it (timm's ``cutmix_minmax``).
+
+    Args:
+        alpha: Beta concentration (> 0); 1.0 in the paper.
+        minmax: optional (lo, hi) in (0, 1), lo <= hi, for the box-side range.
+        correct_lam: report the exact kept share ``1 - box_area / image_area``
+            (after clipping) instead of the sampled lam. Always on with
+            ``minmax``, where the sampled lam does not size the box.
+        **kwargs: the common mixer options of `Mixer`.
+    """
+
+    def __init__(self, alpha: float = 1.0, minmax: tuple[float, float] | None = None, correct_lam: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.alpha = check_positive("CutMix alpha", alpha)
+        self.minmax = check_range("CutMix minmax", minmax, 0.0, 1.0, open_interval=True)
+        self.correct_lam = bool(correct_lam) or self.minmax is not None
+
+    def boxes(self, lam: Tensor, active: Tensor, height: int, width: int, draws: Draws) -> Tensor:
+        """Per-sample boxes (B, 4); inactive samples get an empty box."""
+        if self.minmax is not None:
+            boxes = F.minmax_boxes(height, width, self.minmax, draws.uniform(4))
+            return boxes * active.view(-1, 1)
+        cy, cx = draws.randint(height), draws.randint(width)
+        return F.cutmix_boxes(lam, height, width, cy, cx)  # lam == 1 gives an empty box
+
+    def kept_share(self, boxes: Tensor, lam: Tensor, height: int, width: int) -> Tensor:
+        if not self.correct_lam:
+            return lam
+        return 1.0 - F.box_area(boxes).float() / float(height * width)
+
+    def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
+        h, w = x.shape[-2:]
+        boxes = self.boxes(lam, active, h, w, draws)
+        return Plan(weight=~F.box_masks(boxes, h, w), lam=self.kept_share(boxes, lam, h, w))
+
+    def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
+        # One box for the whole batch: copy only the box region of the partners.
+        h, w = x.shape[-2:]
+        host = Draws(draws.generator, "cpu", 1, shared=True)
+        lam = self.sample_lam(host)
+        boxes = self.boxes(lam, torch.ones(1, dtype=torch.bool), h, w, host)
+        y0, y1, x0, x1 = boxes[0].tolist()  # host tensors: no device sync
+        out = self.output_buffer(x)
+        if out is not x:
+            out.copy_(x)
+        if y1 > y0 and x1 > x0:
+            out[:, :, y0:y1, x0:x1] = x[partner, :, y0:y1, x0:x1]
+        kept = float(self.kept_share(boxes, lam, h, w)[0])
+        return out, torch.full((x.shape[0],), kept, device=x.device)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, minmax={self.minmax}, correct_lam={self.correct_lam}"

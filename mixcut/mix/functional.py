@@ -1,0 +1,181 @@
+"""Pure tensor helpers shared by the mixers.
+
+Everything here is stateless and vectorized over the batch: randomness comes in
+through an explicit ``torch.Generator``, per-sample parameters are tensors of
+shape (B,), and boxes become masks by broadcasting. Nothing reads a value back
+to the host, so these functions never synchronise a CUDA stream.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "smooth_one_hot",
+    "as_soft_targets",
+    "mix_targets",
+    "sample_beta",
+    "random_cycle",
+    "random_matching",
+    "flip_partner",
+    "symmetrize",
+    "cutmix_boxes",
+    "minmax_boxes",
+    "box_area",
+    "box_masks",
+    "blend",
+]
+
+
+# --------------------------------------------------------------------- targets
+def smooth_one_hot(y: Tensor, num_classes: int, label_smoothing: float = 0.0) -> Tensor:
+    """One-hot float32 targets with ``label_smoothing`` spread over all classes.
+
+    The true class gets ``1 - ls + ls / K`` and every other class ``ls / K``
+    (the convention of timm and of ``F.cross_entropy(label_smoothing=...)``).
+    """
+    off = label_smoothing / num_classes
+    on = 1.0 - label_smoothing + off
+    out = torch.full((y.shape[0], num_classes), off, dtype=torch.float32, device=y.device)
+    return out.scatter_(1, y.long().view(-1, 1), on)
+
+
+def as_soft_targets(y: Tensor, num_classes: int | None, label_smoothing: float) -> Tensor:
+    """Class indices become smoothed one-hot rows; soft targets pass through.
+
+    Soft targets (B, K) are assumed to carry their smoothing already (they came
+    from an earlier mixer), so smoothing is never applied twice.
+    """
+    if y.dim() == 2 and y.is_floating_point():
+        if num_classes is not None and y.shape[1] != num_classes:
+            raise ValueError(f"soft targets have {y.shape[1]} classes but num_classes={num_classes}")
+        return y.float()
+    if y.dim() != 1:
+        raise ValueError(f"targets must be class indices (B,) or soft targets (B, K); got shape {tuple(y.shape)}")
+    if num_classes is None:
+        raise ValueError("num_classes is required to turn class indices into soft targets")
+    return smooth_one_hot(y, num_classes, label_smoothing)
+
+
+def mix_targets(targets: Tensor, partner: Tensor, lam: Tensor) -> Tensor:
+    """``lam * t + (1 - lam) * t[partner]`` per row; rows still sum to one."""
+    return torch.lerp(targets[partner], targets, lam.view(-1, 1).to(targets.dtype))
+
+
+# -------------------------------------------------------------------- sampling
+def sample_beta(alpha: float, n: int, generator: torch.Generator, device: torch.device | str) -> Tensor:
+    """``n`` float32 draws from Beta(alpha, alpha) using ``generator``.
+
+    Drawn as the first coordinate of a Dirichlet(alpha, alpha), which is exact
+    (no rejection loop to cap) and accepts an explicit generator on CPU and CUDA.
+    """
+    conc = torch.full((n, 2), float(alpha), dtype=torch.float32, device=device)
+    return torch._sample_dirichlet(conc, generator=generator)[:, 0]
+
+
+def random_cycle(n: int, generator: torch.Generator, device: torch.device | str) -> Tensor:
+    """A uniformly random single n-cycle: every sample gets a different partner.
+
+    Unlike a plain ``randperm`` (about one fixed point per batch, i.e. a sample
+    mixed with itself) no sample is wasted; a batch of one pairs with itself.
+    """
+    order = torch.randperm(n, generator=generator, device=device)
+    partner = torch.empty_like(order)
+    partner[order] = order.roll(-1)
+    return partner
+
+
+def random_matching(n: int, generator: torch.Generator, device: torch.device | str) -> Tensor:
+    """A random involution: samples are matched in pairs (i <-> j).
+
+    With an odd batch, one random sample is left paired with itself (unmixed).
+    """
+    order = torch.randperm(n, generator=generator, device=device)
+    m = n - (n % 2)
+    partner = torch.arange(n, device=device)
+    a, b = order[0:m:2], order[1:m:2]
+    partner[a] = b
+    partner[b] = a
+    return partner
+
+
+def flip_partner(n: int, device: torch.device | str) -> Tensor:
+    """timm's pairing: sample i mixes with sample n - 1 - i."""
+    return torch.arange(n - 1, -1, -1, device=device)
+
+
+def symmetrize(values: Tensor, partner: Tensor) -> Tensor:
+    """Give both members of each pair the value drawn for the lower index."""
+    idx = torch.arange(values.shape[0], device=values.device)
+    keep = (idx <= partner).view(-1, *([1] * (values.dim() - 1)))
+    return torch.where(keep, values, values[partner])
+
+
+# ----------------------------------------------------------------------- boxes
+def cutmix_boxes(lam: Tensor, height: int, width: int, cy: Tensor, cx: Tensor) -> Tensor:
+    """CutMix boxes as in the paper and timm's ``rand_bbox``.
+
+    A box of side ``int(side * sqrt(1 - lam))`` centred at ``(cy, cx)`` and
+    clipped at the border. Returns int64 (B, 4) rows ``(y0, y1, x0, x1)``,
+    half-open. Same arithmetic as timm, so a shared lambda and centre give the
+    same box.
+    """
+    cut_rat = torch.sqrt(1.0 - lam.double())
+    cut_h = (height * cut_rat).long()
+    cut_w = (width * cut_rat).long()
+    y0 = (cy - cut_h // 2).clamp(0, height)
+    y1 = (cy + cut_h // 2).clamp(0, height)
+    x0 = (cx - cut_w // 2).clamp(0, width)
+    x1 = (cx + cut_w // 2).clamp(0, width)
+    return torch.stack([y0, y1, x0, x1], dim=1)
+
+
+def minmax_boxes(height: int, width: int, minmax: tuple[float, float], u: Tensor) -> Tensor:
+    """Boxes whose sides are uniform in [min, max) of the image side (timm's
+    ``rand_bbox_minmax``): height and width independent, the box fully inside
+    the image. ``u`` holds four uniform [0, 1) draws per sample, shape (B, 4).
+    """
+    lo, hi = minmax
+
+    def side(size: int, u_side: Tensor) -> Tensor:
+        a, b = int(size * lo), int(size * hi)
+        return a + (u_side * max(b - a, 0)).long()
+
+    cut_h, cut_w = side(height, u[:, 0]), side(width, u[:, 1])
+    y0 = (u[:, 2] * (height - cut_h + 1)).long()
+    x0 = (u[:, 3] * (width - cut_w + 1)).long()
+    return torch.stack([y0, y0 + cut_h, x0, x0 + cut_w], dim=1)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Pixel count of each half-open (y0, y1, x0, x1) box."""
+    return ((boxes[:, 1] - boxes[:, 0]).clamp_min(0) * (boxes[:, 3] - boxes[:, 2]).clamp_min(0))
+
+
+def box_masks(boxes: Tensor, height: int, width: int) -> Tensor:
+    """Boolean masks (B, 1, H, W), True inside each box, built by broadcasting."""
+    rows = torch.arange(height, device=boxes.device).view(1, 1, height, 1)
+    cols = torch.arange(width, device=boxes.device).view(1, 1, 1, width)
+    y0, y1, x0, x1 = (boxes[:, i].view(-1, 1, 1, 1) for i in range(4))
+    return (rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)
+
+
+# --------------------------------------------------------------------- images
+def blend(x: Tensor, source: Tensor, weight: Tensor | float, out: Tensor | None = None) -> Tensor:
+    """``weight * x + (1 - weight) * source`` in x's dtype, written to ``out``.
+
+    ``weight`` broadcasts: a float, (B, 1, 1, 1) per-sample lambdas or
+    (B, 1, H, W) masks. Integer images are blended in float32 and rounded.
+    """
+    if x.is_floating_point():
+        if isinstance(weight, Tensor):
+            weight = weight.to(x.dtype)
+        return torch.lerp(source, x, weight, out=out) if out is not None else torch.lerp(source, x, weight)
+    w = weight.float() if isinstance(weight, Tensor) else weight
+    mixed = torch.lerp(source.float(), x.float(), w).round_()
+    info = torch.iinfo(x.dtype)
+    mixed = mixed.clamp_(info.min, info.max).to(x.dtype)
+    if out is not None:
+        return out.copy_(mixed)
+    return mixed

@@ -1,0 +1,34 @@
+"""Mixup (Zhang et al., 2018): a convex combination of two images and their labels."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import functional as F
+from .base import Draws, Mixer, Plan, check_positive
+
+
+class Mixup(Mixer):
+    """``x' = lam * x + (1 - lam) * x[partner]``, lam ~ Beta(alpha, alpha).
+
+    Args:
+        alpha: Beta concentration (> 0); the paper uses 0.2 on ImageNet and 1.0
+            on CIFAR, DeiT uses 0.8.
+        **kwargs: the common mixer options of `Mixer`.
+    """
+
+    def __init__(self, alpha: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.alpha = check_positive("Mixup alpha", alpha)
+
+    def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
+        return Plan(weight=lam.view(-1, 1, 1, 1), lam=lam)
+
+    def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
+        lam = float(self.sample_lam(Draws(draws.generator, "cpu", 1, shared=True)))
+        out = F.blend(x, self.gather(x, partner), lam, out=self.output_buffer(x))
+        return out, torch.full((x.shape[0],), lam, device=x.device)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"

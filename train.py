@@ -1,0 +1,24 @@
+"""mixcut's command-line entry: compose the Hydra config, then mixcut.train.run(cfg)."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from mixcut.cli import prepare_argv, report_errors
+from mixcut.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> None:
+    from mixcut.train import run
+
+    with report_errors():
+        run(cfg)
+
+
+if __name__ == "__main__":
+    sys.argv = prepare_argv(sys.argv)
+    main()
