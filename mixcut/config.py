@@ -149,45 +149,6 @@ class LoggerConfig:
 
 
 @dataclass
-class MixBase:
-    """Options every mixer takes (see `mixcut.mix.Mixer`)."""
-
-    name: str = "none"
-    prob: float = 1.0
-    mode: str = "batch"
-    pairing: str = "perm"
-    lam_clip: Optional[List[float]] = None
-    off_epoch: Optional[int] = None
-
-
-@dataclass
-class MixupSchema(MixBase):
-    name: str = "mixup"
-    alpha: float = 1.0
-
-
-@dataclass
-class CutMixSchema(MixBase):
-    name: str = "cutmix"
-    alpha: float = 1.0
-    minmax: Optional[List[float]] = None
-    correct_lam: bool = True
-
-
-@dataclass
-class DeitSchema(MixBase):
-    name: str = "deit"
-    mixup_alpha: float = 0.8
-    cutmix_alpha: float = 1.0
-    switch_prob: float = 0.5
-    minmax: Optional[List[float]] = None
-    correct_lam: bool = True
-
-
-MIX_SCHEMAS: Dict[str, type] = {"none": MixBase, "mixup": MixupSchema, "cutmix": CutMixSchema, "deit": DeitSchema}
-
-
-@dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -204,15 +165,11 @@ class TrainConfig:
 def register_configs() -> None:
     """Put the schemas into Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
+    from .config_mix import MIX_SCHEMAS
+
     cs.store(name="train_schema", node=TrainConfig)
     for name, schema in MIX_SCHEMAS.items():
         cs.store(group="schema/mix", name=name, node=schema)
-
-
-def register_mix_schema(name: str, schema: type) -> None:
-    """Let ``configs/mix/<name>.yaml`` pull in ``/schema/mix/<name>@_here_``."""
-    MIX_SCHEMAS[name] = schema
-    ConfigStore.instance().store(group="schema/mix", name=name, node=schema)
 
 
 # ---------------------------------------------------------------- validation

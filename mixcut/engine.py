@@ -132,7 +132,7 @@ def train_one_epoch(
         last_micro = (b + 1) % accum == 0 or b + 1 == n_batches
         sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
-            with parts.autocast():
+            with parts.autocast(), parts.mixer.model_context(model):
                 logits = model(x)
             loss = parts.loss_fn(logits, target)
             scaled = loss / accum

@@ -17,6 +17,7 @@ Modes (as in timm):
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -266,6 +267,11 @@ class Mixer:
     def output_buffer(self, x: Tensor) -> Tensor:
         """Where the mixed batch goes: ``x`` itself when in place, else a new tensor."""
         return x if self.inplace and not x.requires_grad else torch.empty_like(x)
+
+    def model_context(self, model):
+        """Context around the model's forward pass for this batch. Pixel mixers
+        need none; Manifold Mixup uses it to mix hidden states inside ``model``."""
+        return contextlib.nullcontext()
 
     def extra_repr(self) -> str:
         return ""
