@@ -124,6 +124,7 @@ class TrainerConfig:
     eval_every: int = 1
     resume: Optional[str] = None  # auto | PATH
     eval_only: bool = False
+    stop_after_epoch: Optional[int] = None  # end this invocation after that epoch (checkpoint kept; resume later)
     log_every: int = 20
     ckpt_every_steps: int = 0
     save_best: bool = True
@@ -218,6 +219,7 @@ def validate(cfg: DictConfig) -> None:
     _choice(t.on_nonfinite, "trainer.on_nonfinite", ("skip", "abort"))
     _check(t.max_nonfinite >= 1, f"trainer.max_nonfinite must be >= 1; got {t.max_nonfinite}.")
     _check(t.threads is None or t.threads >= 1, f"trainer.threads must be >= 1; got {t.threads}.")
+    _check(t.stop_after_epoch is None or t.stop_after_epoch >= 1, f"trainer.stop_after_epoch must be >= 1; got {t.stop_after_epoch}.")
     _check(not t.eval_only or t.resume, "trainer.eval_only=true needs a checkpoint: add trainer.resume=PATH (or auto).")
     for key in ("limit_train_batches", "limit_val_batches"):
         v = t[key]

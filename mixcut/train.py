@@ -367,12 +367,16 @@ class Run:
             self.logger = RunLogger(self.run_dir, self.cfg.logger, to_container(self.cfg))
         try:
             with self.signals:
-                self.fit()
+                finished = self.fit()
         except StopRequested as e:
             log.warning(str(e))
             raise
         finally:
             self.logger.close()
+        if not finished:
+            log.info("stopped after epoch %d as asked (trainer.stop_after_epoch); resume with trainer.resume=auto "
+                     "hydra.run.dir=%s", self.state.epoch, self.run_dir)
+            return {"finished": False, "epochs": self.state.epoch, "run_dir": str(self.run_dir)}
         return self.finish()
 
     def after_step(self, state: TrainState) -> bool:
@@ -385,7 +389,8 @@ class Run:
             self.save("last.pt")
         return False
 
-    def fit(self) -> None:
+    def fit(self) -> bool:
+        """Train the remaining epochs; False if stopped early by trainer.stop_after_epoch."""
         t, state = self.cfg.trainer, self.state
         from tqdm import tqdm
 
@@ -418,6 +423,9 @@ class Run:
             if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
                 record.update(self.validate())
             self.epoch_end(record)
+            if t.stop_after_epoch is not None and epoch + 1 >= t.stop_after_epoch and epoch + 1 < t.epochs:
+                return False
+        return True
 
     def validate(self) -> dict:
         out = {}
@@ -461,6 +469,7 @@ class Run:
         final = self.validate()
         summary = {k: final.get(f"val_{k}") for k in METRIC_KEYS}
         summary.update({
+            "finished": True,
             "best": self.state.best,
             "epochs": self.state.epoch,
             "global_step": self.state.global_step,

@@ -1,0 +1,71 @@
+"""Exact resume: 2 epochs straight == 1 epoch, then resume for the second (bit for bit)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from _trainer_utils import FAST, compose, make_image_folder
+
+from mixcut.checkpoint import load_checkpoint
+from mixcut.train import run
+
+
+def _weights(run_dir):
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+
+
+def _assert_identical(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs"
+
+
+@pytest.mark.parametrize("mix", ["deit", "mixup"])
+def test_resume_is_bit_identical_device_path(tmp_path, mix):
+    common = FAST + [f"mix={mix}", "trainer.deterministic=true", "model.drop_rate=0.2"]
+    run(compose(common), tmp_path / "straight")
+    first = run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
+    assert first["finished"] is False
+    resumed = run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")
+    assert resumed["epochs"] == 2
+    _assert_identical(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert torch.equal(a["mixer"][0]["generators"]["cpu"], b["mixer"][0]["generators"]["cpu"])
+    lines = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+
+
+def test_different_seed_gives_different_weights(tmp_path):
+    run(compose(FAST + ["trainer.epochs=1"]), tmp_path / "a")
+    run(compose(FAST + ["trainer.epochs=1", "trainer.seed=1"]), tmp_path / "b")
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.slow
+def test_resume_is_bit_identical_worker_path(tmp_path):
+    """Folder data decoded by 2 workers with random crops and flips."""
+    data = make_image_folder(tmp_path / "data", classes=3, per_class=16, size=20)
+    common = ["data=folder", f"data.root={data}", "data.img_size=16", "data.num_workers=2", "data.val_fraction=0.25",
+              "aug=cifar", "model.name=cifar_resnet20", "trainer.batch_size=8", "trainer.epochs=2", "trainer.progress=false",
+              "trainer.device=cpu", "trainer.amp=none", "trainer.deterministic=true", "mix=deit"]
+    run(compose(common), tmp_path / "straight")
+    run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
+    run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")
+    _assert_identical(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
+
+
+def test_ema_and_accumulation_resume(tmp_path):
+    common = FAST + ["trainer.deterministic=true", "trainer.ema=true", "trainer.ema_decay=0.9", "trainer.grad_accum_steps=2",
+                     "trainer.clip_grad=1.0", "sched.warmup_epochs=1", "trainer.epochs=3"]
+    run(compose(common), tmp_path / "straight")
+    run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
+    summary = run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    _assert_identical(a["model"], b["model"])
+    _assert_identical(a["ema"], b["ema"])
+    assert "ema" in summary and set(summary["ema"]) == {"top1", "top5", "nll", "ece", "brier"}
