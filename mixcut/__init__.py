@@ -1,0 +1,3 @@
+"""mixcut: image classification training built around batch-mixing augmentation."""
+
+__version__ = "0.1.0"
