@@ -48,7 +48,7 @@ class MixChoice(Mixer):
                 m.lam_clip = self.lam_clip
 
     @classmethod
-    def switch(cls, first: Mixer, second: Mixer, switch_prob: float = 0.5, **kwargs) -> "MixChoice":
+    def switch(cls, first: Mixer, second: Mixer, switch_prob: float = 0.5, **kwargs) -> MixChoice:
         """``second`` with probability ``switch_prob``, else ``first`` (timm/DeiT naming)."""
         if not 0.0 <= float(switch_prob) <= 1.0:
             raise ValueError(f"switch_prob must be a probability in [0, 1]; got {switch_prob}.")
@@ -56,7 +56,8 @@ class MixChoice(Mixer):
 
     def choose(self, u: Tensor) -> Tensor:
         """Member index for uniform draws ``u``."""
-        return torch.bucketize(u, self._edges.to(u.device), right=True)
+        # non_blocking: a plain host-to-device copy would synchronise the stream
+        return torch.bucketize(u, self._edges.to(u.device, non_blocking=True), right=True)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         k = int(self.choose(torch.rand(1, generator=draws.generator))[0])
@@ -96,5 +97,3 @@ class MixChoice(Mixer):
     def extra_repr(self) -> str:
         inner = ", ".join(f"{p:g}: {m.__class__.__name__}({m.extra_repr()})" for m, p in zip(self.mixers, self.probs))
         return f"[{inner}]"
-
-

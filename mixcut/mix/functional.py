@@ -118,16 +118,16 @@ def cutmix_boxes(lam: Tensor, height: int, width: int, cy: Tensor, cx: Tensor) -
 
     A box of side ``int(side * sqrt(1 - lam))`` centred at ``(cy, cx)`` and
     clipped at the border. Returns int64 (B, 4) rows ``(y0, y1, x0, x1)``,
-    half-open. Same arithmetic as timm, so a shared lambda and centre give the
-    same box.
+    half-open. Same arithmetic as current timm (an odd side keeps its full
+    length), so a shared lambda and centre give the same box.
     """
     cut_rat = torch.sqrt(1.0 - lam.double())
     cut_h = (height * cut_rat).long()
     cut_w = (width * cut_rat).long()
     y0 = (cy - cut_h // 2).clamp(0, height)
-    y1 = (cy + cut_h // 2).clamp(0, height)
+    y1 = (cy + (cut_h + 1) // 2).clamp(0, height)
     x0 = (cx - cut_w // 2).clamp(0, width)
-    x1 = (cx + cut_w // 2).clamp(0, width)
+    x1 = (cx + (cut_w + 1) // 2).clamp(0, width)
     return torch.stack([y0, y1, x0, x1], dim=1)
 
 
@@ -150,7 +150,7 @@ def minmax_boxes(height: int, width: int, minmax: tuple[float, float], u: Tensor
 
 def box_area(boxes: Tensor) -> Tensor:
     """Pixel count of each half-open (y0, y1, x0, x1) box."""
-    return ((boxes[:, 1] - boxes[:, 0]).clamp_min(0) * (boxes[:, 3] - boxes[:, 2]).clamp_min(0))
+    return (boxes[:, 1] - boxes[:, 0]).clamp_min(0) * (boxes[:, 3] - boxes[:, 2]).clamp_min(0)
 
 
 def box_masks(boxes: Tensor, height: int, width: int) -> Tensor:
