@@ -1,11 +1,12 @@
 """mixcut's command-line entry: compose the Hydra config, then mixcut.train.run(cfg)."""
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from mixcut.cli import prepare_argv, report_errors
+from mixcut.cli import preflight, prepare_argv, report_errors
 from mixcut.config import register_configs
 
 register_configs()
@@ -21,4 +22,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     sys.argv = prepare_argv(sys.argv)
+    preflight(sys.argv, str(Path(__file__).resolve().parent / "configs"))
     main()

@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import faults
+
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be written or may not be loaded; the message says why."""
+    """A checkpoint may not or cannot be loaded; the message says why."""
+
+
+class StorageError(RuntimeError):
+    """A file of the run could not be written (disk full, read-only, ...); the message names it."""
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
@@ -25,13 +31,15 @@ def atomic_save(obj: dict, path: str | Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(obj, f)
+            faults.point("save")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"could not write checkpoint {path}: {e}. The previous checkpoint there is unchanged.") from e
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise StorageError(f"could not write checkpoint {path} ({reason}); the previous checkpoint there is unchanged.") from e
 
 
 def _fsync_dir(directory: Path) -> None:

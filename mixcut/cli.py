@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 
 log = logging.getLogger("mixcut")
@@ -26,11 +27,96 @@ def prepare_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def one_line(error) -> str:
+    """An exception (and its causes) folded into one line, without Hydra's
+    search-path listing and advice that does not apply to typed configs."""
+    parts, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        lines = []
+        for ln in (x.strip() for x in str(error).splitlines()):
+            if ln.startswith("Config search path"):
+                break
+            if ln and not ln.startswith(("full_key:", "object_type", "reference_type", "Set the environment", "To append to your config")):
+                lines.append(ln)
+        opts = next((i for i, ln in enumerate(lines) if ln.startswith("Available options")), None)
+        if opts is not None:  # "Available options in 'mix':" followed by one option per line
+            lines = lines[:opts] + [f"{lines[opts]} {', '.join(lines[opts + 1:])}"]
+        if lines and "$VALUE" not in lines[0]:
+            parts.append(" ".join(lines))
+        error = error.__cause__ or error.__context__
+    return "; ".join(dict.fromkeys(parts[:2]))
+
+
+def _run_dir_override(overrides: list[str]) -> str | None:
+    for arg in overrides:
+        if arg.startswith("hydra.run.dir="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _check_writable(path: str) -> None:
+    from pathlib import Path
+
+    from .config import ConfigError
+
+    p = Path(path).expanduser().absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not os.access(p, os.W_OK):
+        raise ConfigError(f"run directory {path} is not writable ({p} is read-only); choose another with hydra.run.dir=DIR.")
+    probe = p / f".mixcut_write_test_{os.getpid()}"
+    try:
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"run directory {path} is not writable ({e.strerror} at {p}); choose another with hydra.run.dir=DIR.") from None
+
+
+def preflight(argv: list[str], config_dir: str) -> None:
+    """Compose and check the config exactly as train.py will, before Hydra makes
+    a run directory, so that every configuration mistake ends in one line on
+    stderr and exit code 2 (Hydra's own messages span several lines).
+
+    Runs only for plain override lists; Hydra's flags (--multirun, --cfg,
+    --help, ...) go straight to Hydra.
+    """
+    args = argv[1:]
+    if any(a.startswith("-") for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .config import ConfigError, register_configs, validate
+
+    overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
+    register_configs()
+    try:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+        validate(cfg)
+        from .models import check_model_name
+        from .train import build_mixer, resolve_amp, resolve_device
+        from .distributed import env_info
+
+        check_model_name(cfg.model.name)
+        build_mixer(cfg, cfg.data.num_classes, 0)
+        resolve_amp(cfg.trainer.amp, resolve_device(cfg.trainer.device, env_info()))
+        _check_writable(_run_dir_override(args) or "outputs")
+    except (HydraException, OmegaConfBaseException, ConfigError) as e:
+        _fail(f"configuration error: {one_line(e)}", 2)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 @contextlib.contextmanager
 def report_errors():
     """Turn the errors a user can fix into one line on stderr and exit code 2,
     instead of a traceback."""
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, StorageError
     from .config import ConfigError
     from .data import DataError
     from .engine import NonFiniteLossError
@@ -40,7 +126,7 @@ def report_errors():
         yield
     except ConfigError as e:
         _fail(f"configuration error: {e}", 2)
-    except (CheckpointError, DataError) as e:
+    except (CheckpointError, DataError, StorageError) as e:
         _fail(f"error: {e}", 2)
     except NonFiniteLossError as e:
         _fail(f"training stopped: {e}", 3)

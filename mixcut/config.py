@@ -191,6 +191,32 @@ def _choice(value: str, key: str, choices) -> None:
     _check(value in choices, f"{key}={value!r} is not a known choice; use one of: {', '.join(choices)}.")
 
 
+def _check_optimizer_name(name: str) -> None:
+    import difflib
+
+    from timm.optim import list_optimizers
+
+    names = list_optimizers()
+    if name.lower() not in names:
+        close = difflib.get_close_matches(name.lower(), names, n=4)
+        hint = f" Did you mean: {', '.join(close)}?" if close else " Common: sgd, momentum, adamw, lamb."
+        raise ConfigError(f"optim.name={name!r} is not a timm optimizer.{hint}")
+
+
+def _check_auto_augment(aug) -> None:
+    if not aug.auto_augment:
+        return
+    from .data.transforms import _auto_augment
+
+    try:
+        _auto_augment(aug, 224, IMAGENET_MEAN)
+    except (AssertionError, ValueError, KeyError, IndexError) as e:
+        raise ConfigError(
+            f"aug.auto_augment={aug.auto_augment!r} is not a valid timm policy string "
+            f"(e.g. rand-m9-mstd0.5-inc1, augmix-m5-w3, original){': ' + str(e) if str(e) else ''}."
+        ) from None
+
+
 def validate(cfg: DictConfig) -> None:
     """Check ranges and combinations; raise `ConfigError` with one sentence."""
     d, t, o, s, a, loss = cfg.data, cfg.trainer, cfg.optim, cfg.sched, cfg.aug, cfg.loss
@@ -231,6 +257,7 @@ def validate(cfg: DictConfig) -> None:
     _check(o.lr_scale_batch is None or o.lr_scale_batch >= 1, f"optim.lr_scale_batch must be >= 1; got {o.lr_scale_batch}.")
     _check(o.betas is None or len(o.betas) == 2, f"optim.betas must be two numbers; got {o.betas}.")
 
+    _check_optimizer_name(o.name)
     _choice(s.name, "sched.name", SCHEDULERS)
     _check(s.warmup_epochs >= 0, f"sched.warmup_epochs must be >= 0; got {s.warmup_epochs}.")
     _check(s.warmup_epochs < t.epochs or s.warmup_epochs == 0, f"sched.warmup_epochs ({s.warmup_epochs}) must be shorter than trainer.epochs ({t.epochs}).")
@@ -247,6 +274,7 @@ def validate(cfg: DictConfig) -> None:
     _check(len(a.scale) == 2 and 0 < a.scale[0] <= a.scale[1] <= 1, f"aug.scale must be (lo, hi) with 0 < lo <= hi <= 1; got {list(a.scale)}.")
     _check(len(a.ratio) == 2 and 0 < a.ratio[0] <= a.ratio[1], f"aug.ratio must be (lo, hi) with 0 < lo <= hi; got {list(a.ratio)}.")
 
+    _check_auto_augment(a)
     _choice(loss.name, "loss.name", ("ce", "bce"))
     _prob(loss.label_smoothing, "loss.label_smoothing")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from . import faults
 from .metrics import ClassificationMeter
 
 
@@ -134,9 +135,10 @@ def train_one_epoch(
         with sync:
             with parts.autocast(), parts.mixer.model_context(model):
                 logits = model(x)
-            loss = parts.loss_fn(logits, target)
+            loss = faults.corrupt_loss(parts.loss_fn(logits, target))
             scaled = loss / accum
             (parts.scaler.scale(scaled) if parts.scaler is not None else scaled).backward()
+        faults.point("step")
         pending += loss.detach() / accum
         seen += x.shape[0]
         state.batch = b + 1
@@ -177,6 +179,7 @@ def evaluate(model: nn.Module, batches, num_classes: int, device: torch.device, 
         with ctx:
             logits = model(x)
         meter.update(logits, y)
+        faults.point("eval")
         if progress is not None:
             progress.update(1)
     meter.all_reduce()

@@ -13,6 +13,8 @@ import math
 import os
 from pathlib import Path
 
+from .checkpoint import StorageError
+
 log = logging.getLogger("mixcut")
 
 
@@ -26,6 +28,19 @@ def _jsonable(value):
     return value
 
 
+def _storage_errors(func):
+    """Report a failed write as a `StorageError` naming the file."""
+
+    def wrapper(path, *args, **kwargs):
+        try:
+            return func(path, *args, **kwargs)
+        except OSError as e:
+            raise StorageError(f"could not write {path} ({e.strerror or e}); free space or make the run directory writable.") from e
+
+    return wrapper
+
+
+@_storage_errors
 def append_jsonl(path: Path, record: dict) -> None:
     """Append one line and fsync it: a crash leaves at most one partial last line,
     which `truncate_jsonl` removes on resume."""
@@ -52,6 +67,7 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
+@_storage_errors
 def truncate_jsonl(path: Path, keep_before_epoch: int) -> None:
     """Keep only records of epochs before ``keep_before_epoch`` (atomic rewrite),
     so that a resumed run never duplicates or half-writes a line."""
@@ -67,6 +83,7 @@ def truncate_jsonl(path: Path, keep_before_epoch: int) -> None:
     os.replace(tmp, path)
 
 
+@_storage_errors
 def write_json_atomic(path: Path, obj: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:

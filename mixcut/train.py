@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import distributed as D
-from .checkpoint import CheckpointError, atomic_save, capture_rng, load_checkpoint, restore_rng
+from .checkpoint import CheckpointError, StorageError, atomic_save, capture_rng, load_checkpoint, restore_rng
 from .config import ConfigError, to_container, validate
 from .data import build_data, load_source
 from .data.sampling import mix_seed
@@ -134,6 +134,25 @@ def build_scheduler(cfg: DictConfig, optimizer, updates_per_epoch: int):
     return scheduler
 
 
+def probe_model(model: torch.nn.Module, cfg: DictConfig, device: torch.device) -> None:
+    """One tiny forward pass, so that an image size the model cannot take fails
+    now with a sentence instead of a traceback at the first step."""
+    size = cfg.data.img_size
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 3, size, size, device=device))
+    except (RuntimeError, AssertionError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"model {cfg.model.name!r} cannot take {size}x{size} images ({first}); change data.img_size, "
+            f"or for ViT-style models pass the size with +model.kwargs.img_size={size}."
+        ) from None
+    finally:
+        model.train(was_training)
+
+
 def hydra_run_dir() -> Path:
     from hydra.core.hydra_config import HydraConfig
 
@@ -225,6 +244,7 @@ class Run:
         self.mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, 0x3143))
 
         model = create_model(cfg.model, num_classes).to(device)
+        probe_model(model, cfg, device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if t.sync_bn and info.enabled:
@@ -263,6 +283,8 @@ class Run:
     def _prepare_run_dir(self) -> None:
         try:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.ckpt_dir.glob(".*.tmp"):  # left by a process killed while saving
+                stale.unlink()
             probe = self.run_dir / ".write_test"
             probe.write_text("ok")
             probe.unlink()
@@ -363,21 +385,22 @@ class Run:
         elif self.cfg.trainer.resume == "auto":
             log.info("trainer.resume=auto: no checkpoint in %s yet, starting fresh", self.ckpt_dir)
         if self.info.is_main:
-            truncate_jsonl(self.run_dir / "metrics.jsonl", keep_before_epoch=self.state.epoch + (1 if self.state.batch == 0 else 0))
+            # state.epoch epochs are complete (the checkpoint may sit mid-way into the next one)
+            truncate_jsonl(self.run_dir / "metrics.jsonl", keep_before_epoch=self.state.epoch + 1)
             self.logger = RunLogger(self.run_dir, self.cfg.logger, to_container(self.cfg))
         try:
             with self.signals:
                 finished = self.fit()
+            if not finished:
+                log.info("stopped after epoch %d as asked (trainer.stop_after_epoch); resume with trainer.resume=auto "
+                         "hydra.run.dir=%s", self.state.epoch, self.run_dir)
+                return {"finished": False, "epochs": self.state.epoch, "run_dir": str(self.run_dir)}
+            return self.finish()
         except StopRequested as e:
             log.warning(str(e))
             raise
         finally:
             self.logger.close()
-        if not finished:
-            log.info("stopped after epoch %d as asked (trainer.stop_after_epoch); resume with trainer.resume=auto "
-                     "hydra.run.dir=%s", self.state.epoch, self.run_dir)
-            return {"finished": False, "epochs": self.state.epoch, "run_dir": str(self.run_dir)}
-        return self.finish()
 
     def after_step(self, state: TrainState) -> bool:
         every = self.cfg.trainer.ckpt_every_steps
@@ -453,8 +476,12 @@ class Run:
             import shutil
 
             tmp = self.ckpt_dir / ".best.pt.tmp"
-            shutil.copyfile(self.ckpt_dir / "last.pt", tmp)
-            tmp.replace(self.ckpt_dir / "best.pt")
+            try:
+                shutil.copyfile(self.ckpt_dir / "last.pt", tmp)
+                tmp.replace(self.ckpt_dir / "best.pt")
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise StorageError(f"could not write {self.ckpt_dir / 'best.pt'} ({e.strerror}); last.pt is intact.") from e
 
     def epoch_line(self, r: dict) -> str:
         line = f"epoch {r['epoch']:>3}/{self.cfg.trainer.epochs}  loss {r['train_loss']:.4f}  lr {r['lr']:.2e}"

@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from mixcut.checkpoint import CheckpointError, atomic_save, capture_rng, load_checkpoint, restore_rng
+from mixcut.checkpoint import CheckpointError, StorageError, atomic_save, capture_rng, load_checkpoint, restore_rng
 
 
 def test_failed_save_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
@@ -20,7 +20,7 @@ def test_failed_save_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", torn_save)
-    with pytest.raises(CheckpointError, match="No space left"):
+    with pytest.raises(StorageError, match="No space left"):
         atomic_save({"w": torch.zeros(4)}, path)
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(path)["w"], torch.arange(4.0))

@@ -204,7 +204,7 @@ class LoaderBatches(BatchStream):
         first = sl[start].start if start < len(sl) else stop
         self.sampler.items = [(int(i), mix_seed(self.seed, epoch, int(p), 0x1D)) for i, p in zip(idx[first:stop], pos[first:stop])]
         self._epoch_bad = 0
-        for x, y, bad in self.loader:
+        for x, y, bad in self._batches():
             for path in bad:
                 self._epoch_bad += 1
                 if path not in self.bad_images:
@@ -214,6 +214,18 @@ class LoaderBatches(BatchStream):
                 continue
             x = x.to(self.device, non_blocking=True)
             yield self.finish(x), y.to(self.device, non_blocking=True)
+
+    def _batches(self):
+        """The loader's batches; a worker's DataError comes out as one clean line."""
+        it = iter(self.loader)
+        while True:
+            try:
+                yield next(it)
+            except StopIteration:
+                return
+            except DataError as e:
+                lines = [ln for ln in str(e).splitlines() if ln.strip()]
+                raise DataError(lines[-1].split("DataError: ", 1)[-1]) from None
 
     def end_epoch_report(self) -> dict:
         if self._epoch_bad:

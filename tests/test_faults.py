@@ -1,0 +1,303 @@
+"""Faults injected for real: SIGKILL at chosen and random moments, SIGTERM/SIGINT,
+NaN losses, full and read-only disks, hostile files. Each run is a real
+`python train.py` process; the reference is an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from _trainer_utils import REPO, compose, run_cli
+
+from mixcut.checkpoint import load_checkpoint
+from mixcut.train import run
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["data=synthetic", "data.img_size=16", "data.train_size=96", "data.val_size=40", "model.name=cifar_resnet20",
+        "model.drop_rate=0.1", "trainer.batch_size=16", "trainer.epochs=3", "trainer.device=cpu", "trainer.amp=none",
+        "trainer.deterministic=true", "mix=deit"]  # 6 steps and 3 eval batches per epoch
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Final weights of an uninterrupted run with the same settings."""
+    out = tmp_path_factory.mktemp("reference")
+    run(compose(ARGS + ["trainer.progress=false"]), out)
+    return load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+
+
+def _final(run_dir):
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+
+def _same(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _epochs_logged(run_dir) -> list[int]:
+    text = (run_dir / "metrics.jsonl").read_text()
+    assert text == "" or text.endswith("\n")
+    return [json.loads(line)["epoch"] for line in text.splitlines()]
+
+
+def _train(run_dir, extra=(), faults="", **kw):
+    env = {"MIXCUT_FAULTS": faults} if faults else {}
+    return run_cli(ARGS + [f"hydra.run.dir={run_dir}", *extra], cwd=run_dir.parent, env=env, **kw)
+
+
+def _resume_and_check(run_dir, reference):
+    proc = _train(run_dir, ["trainer.resume=auto"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _same(_final(run_dir)["model"], reference)
+    assert _epochs_logged(run_dir) == [1, 2, 3]
+    assert not list((run_dir / "checkpoints").glob(".*tmp"))  # stale temporary files were cleaned up
+
+
+@pytest.mark.parametrize("fault,state_after_kill", [
+    ("kill@step=9", (1, 0)),   # mid-step in epoch 2: resume from the end of epoch 1
+    ("kill@save=2", (1, 0)),   # while writing epoch 2's checkpoint: the old one survives
+    ("kill@eval=5", (1, 0)),   # during epoch 2's evaluation
+    ("kill@eval=2", None),     # during epoch 1's evaluation: nothing saved yet, start over
+])
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, reference, fault, state_after_kill):
+    run_dir = tmp_path / "run"
+    proc = _train(run_dir, faults=fault)
+    assert proc.returncode == -signal.SIGKILL
+    if state_after_kill is None:
+        assert not (run_dir / "checkpoints" / "last.pt").exists()
+    else:
+        ck = _final(run_dir)  # loadable
+        assert (ck["state"]["epoch"], ck["state"]["batch"]) == state_after_kill
+    _resume_and_check(run_dir, reference)
+
+
+def test_step_checkpoints_resume_mid_epoch_at_the_exact_batch(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    proc = _train(run_dir, ["trainer.ckpt_every_steps=2"], faults="kill@step=10")
+    assert proc.returncode == -signal.SIGKILL
+    ck = _final(run_dir)
+    assert (ck["state"]["epoch"], ck["state"]["batch"], ck["state"]["global_step"]) == (1, 2, 8)
+    proc = _train(run_dir, ["trainer.ckpt_every_steps=2", "trainer.resume=auto"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _same(_final(run_dir)["model"], reference)
+    assert _epochs_logged(run_dir) == [1, 2, 3]
+
+
+def test_sigkill_at_random_moments(tmp_path, reference):
+    """Kill a real run from outside at random times, resume each time, until it finishes."""
+    rng = random.Random(1234)
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for attempt in range(8):
+        args = ARGS + [f"hydra.run.dir={run_dir}"] + (["trainer.resume=auto"] if attempt else [])
+        proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=tmp_path, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            proc.wait(timeout=rng.uniform(7.0, 14.0))  # imports take ~6 s, an epoch ~1 s
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            _final(run_dir)  # always loadable
+        if (run_dir / "metrics.jsonl").exists():
+            logged = _epochs_logged(run_dir)
+            assert logged == sorted(set(logged))
+        if proc.returncode == 0:
+            break
+    assert proc.returncode == 0, "the run never finished"
+    assert _same(_final(run_dir)["model"], reference)
+    assert _epochs_logged(run_dir) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_graceful_stop_saves_and_explains_how_to_resume(tmp_path, reference, sig):
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}", "trainer.epochs=3"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "metrics.jsonl").exists() and time.time() < deadline:  # wait for epoch 1 to finish
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "trainer.resume=auto" in out + err and str(run_dir) in out + err
+    ck = _final(run_dir)
+    assert ck["state"]["epoch"] >= 1
+    _resume_and_check(run_dir, reference)
+
+
+def _make_bad_folder(root):
+    from PIL import Image
+
+    train = root / "train"
+    for c, colour in (("a", (200, 30, 30)), ("b", (30, 30, 200))):
+        (train / c).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (12, 12), colour).save(train / c / f"ok_{i}.jpg")
+    a = train / "a"
+    good = (a / "ok_0.jpg").read_bytes()
+    (a / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (a / "empty.jpg").write_bytes(b"")
+    (a / "notes.png").write_text("this is not an image")
+    Image.new("CMYK", (12, 12), (0, 200, 200, 0)).save(a / "cmyk.jpg")
+    Image.new("L", (12, 12), 128).save(a / "gray.png")
+    Image.new("RGBA", (12, 12), (200, 30, 30, 128)).save(a / "alpha.png")
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(a / "tiny.png")
+    Image.new("RGB", (12, 12), (200, 30, 30)).save(a / "UPPER.JPG", format="JPEG")
+    return ["truncated.jpg", "empty.jpg", "notes.png"]
+
+
+def test_bad_images_are_skipped_and_named(tmp_path):
+    bad = _make_bad_folder(tmp_path / "data")
+    args = ["data=folder", f"data.root={tmp_path / 'data'}", "data.img_size=12", "data.num_workers=2", "data.val_fraction=0",
+            "model.name=cifar_resnet20", "trainer.batch_size=4", "trainer.epochs=2", "trainer.device=cpu", "aug=cifar",
+            f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = proc.stdout + proc.stderr
+    for name in bad:
+        assert f"skipping unreadable image {tmp_path / 'data' / 'train' / 'a' / name}" in log
+        assert log.count(f"unreadable image {tmp_path / 'data' / 'train' / 'a' / name}") == 1  # named once, not every epoch
+    assert "3 unreadable image(s) skipped this epoch" in log
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # 12 good + 5 valid odd ones = 17 usable of 20 files, batch 4, drop_last: every usable image is trained on
+    assert [r["bad_images"] for r in records] == [3, 3]
+    assert sum(r["train_images"] for r in records) >= 2 * 14
+
+    proc = run_cli(args + ["data.on_bad_image=error"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unreadable image" in proc.stderr and str(tmp_path / "data" / "train" / "a") in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_valid_odd_images_decode_to_rgb(tmp_path):
+    from mixcut.data.folder import load_rgb
+
+    _make_bad_folder(tmp_path)
+    for name in ("cmyk.jpg", "gray.png", "alpha.png", "tiny.png", "UPPER.JPG"):
+        img = load_rgb(str(tmp_path / "train" / "a" / name))
+        assert img.mode == "RGB", name
+
+
+@pytest.mark.parametrize("layout,message", [
+    ("no_images", "holds no images"),
+    ("empty_class", "class folder .*b holds no images"),
+    ("no_classes", "no class folders"),
+])
+def test_empty_data_is_a_clear_error_before_training(tmp_path, layout, message):
+    from mixcut.config import ConfigError
+
+    root = tmp_path / "data"
+    (root / "train").mkdir(parents=True)
+    if layout != "no_classes":
+        (root / "train" / "a").mkdir()
+        (root / "train" / "b").mkdir()
+        (root / "train" / "a" / "readme.txt").write_text("x")
+    if layout == "empty_class":
+        from PIL import Image
+
+        Image.new("RGB", (8, 8)).save(root / "train" / "a" / "x.png")
+    with pytest.raises(ConfigError, match=message):
+        run(compose(["data=folder", f"data.root={root}", "trainer.device=cpu"]), tmp_path / "run")
+
+
+def test_nan_loss_skip_counts_and_continues(tmp_path):
+    proc = _train(tmp_path / "run", ["trainer.epochs=1"], faults="nan@loss=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["nonfinite_skipped"] == 1 and summary["global_step"] == 5
+
+
+def test_nan_loss_abort_saves_debug_checkpoint(tmp_path):
+    proc = _train(tmp_path / "run", ["trainer.on_nonfinite=abort"], faults="nan@loss=8")
+    assert proc.returncode == 3
+    assert "non-finite loss" in proc.stderr and "at step 8" in proc.stderr
+    debug = load_checkpoint(tmp_path / "run" / "checkpoints" / "nonfinite_debug.pt")
+    assert debug["state"]["global_step"] == 7
+    assert "Traceback" not in proc.stderr
+
+
+def test_diverging_run_aborts_after_repeated_nonfinite_losses(tmp_path):
+    proc = _train(tmp_path / "run", ["optim.lr=1e30", "trainer.max_nonfinite=3", "mix=none"])
+    assert proc.returncode == 3
+    assert "3 non-finite losses in a row" in proc.stderr
+
+
+def _in_private_mount(tmp_path, setup: str, args: list[str], after: str = "true") -> subprocess.CompletedProcess:
+    """Run train.py in a private mount namespace with a tmpfs at tmp_path/disk,
+    then the shell command ``after`` (the tmpfs vanishes with the namespace)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not available")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    flag = [] if os.geteuid() == 0 else ["-r"]
+    cmd = " ".join([sys.executable, str(REPO / "train.py"), *args])
+    script = f"mount -t tmpfs {setup} tmpfs {disk} && cd {tmp_path} && {{ {cmd}; rc=$?; {after}; exit $rc; }}"
+    probe = subprocess.run(["unshare", *flag, "-m", "sh", "-c", f"mount -t tmpfs tmpfs {disk} && true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs here: {probe.stderr.decode()[:200]}")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(["unshare", *flag, "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_full_disk_stops_with_path_and_keeps_last_checkpoint(tmp_path):
+    # measure one checkpoint, then give the run room for last.pt but not for the next temporary file beside it
+    probe = tmp_path / "probe"
+    run(compose(ARGS + ["trainer.epochs=1", "trainer.progress=false"]), probe)
+    size = (probe / "checkpoints" / "last.pt").stat().st_size
+    kib = int(1.5 * size / 1024) + 32  # room for one checkpoint, not for its replacement beside it
+    run_dir = tmp_path / "disk" / "run"
+    check = (f"{sys.executable} -c \"from mixcut.checkpoint import load_checkpoint; "
+             f"print('LOADABLE', load_checkpoint('{run_dir}/checkpoints/last.pt')['state']['global_step'])\"")
+    proc = _in_private_mount(tmp_path, f"-o size={kib}k", ARGS + [f"hydra.run.dir={run_dir}", "trainer.save_best=false",
+                                                                  "trainer.ckpt_every_steps=1"], after=check)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "LOADABLE 1" in proc.stdout  # the first checkpoint (step 1) survived the failed second save
+    assert "could not write checkpoint" in proc.stderr and "No space left on device" in proc.stderr
+    assert str(run_dir / "checkpoints" / "last.pt") in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_read_only_run_directory_is_refused_up_front(tmp_path):
+    run_dir = tmp_path / "disk" / "run"
+    proc = _in_private_mount(tmp_path, "-o ro", ARGS + [f"hydra.run.dir={run_dir}"])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"run directory {run_dir} is not writable" in proc.stderr
+
+
+def test_crafted_checkpoint_is_refused_by_the_cli(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"model": Evil()}))
+    proc = _train(tmp_path / "run", ["trainer.eval_only=true", f"trainer.resume={evil}"])
+    assert proc.returncode == 2
+    assert "refusing to load" in proc.stderr and not marker.exists()
+
+
+def test_wandb_key_is_never_written(tmp_path):
+    canary = "mixcut-canary-" + "7" * 26
+    run_dir = tmp_path / "run"
+    proc = run_cli(ARGS + ["trainer.epochs=1", "logger=wandb", "logger.mode=offline", f"hydra.run.dir={run_dir}"],
+                   cwd=tmp_path, env={"WANDB_API_KEY": canary, "WANDB_DIR": str(run_dir)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert any(run_dir.rglob("*.wandb")), "wandb wrote no offline run"
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
