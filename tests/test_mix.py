@@ -530,3 +530,50 @@ def test_off_epoch(name, mode):
     assert torch.equal(r.lam, torch.ones(8))
     mixer.set_epoch(9)
     assert torch.equal(mixer.mix(x, y).x, ref)
+
+
+# ------------------------------------------------------------ benchmark
+def test_bench_script_runs(tmp_path, monkeypatch):
+    """scripts/bench_mix.py at a toy size: every registered pixel mixer shows up, timm and the floors are timed."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_mix.py"
+    spec = importlib.util.spec_from_file_location("bench_mix", path)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_mix", bench)  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    bench.main(
+        [
+            "--batch",
+            "4",
+            "--size",
+            "16",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--no-step",
+            "--device",
+            "cpu",
+            "--dtypes",
+            "float32",
+            "--json",
+            str(out),
+        ]
+    )
+    rows = json.loads(out.read_text())["rows"]
+    timed = {(r["method"], r["mode"]) for r in rows if r["ms"] is not None}
+    for name in ("mixup", "cutmix", "deit"):
+        for mode in MODES:
+            assert (name, mode) in timed and (f"timm Mixup[{TIMM_KIND[name]}]", mode) in timed
+    assert ("copy_ (preallocated)", "-") in timed and ("x.clone()", "-") in timed
+    names, skipped = bench.our_mixers(K)
+    assert set(names) | set(skipped) == set(MIXERS) and "none" in names
+    assert all((name, "batch") in {(r["method"], r["mode"]) for r in rows} for name in names)
+
+
+TIMM_KIND = {"mixup": "mixup", "cutmix": "cutmix", "deit": "switch"}

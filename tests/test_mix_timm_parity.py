@@ -9,8 +9,8 @@ box arithmetic of `functional.cutmix_boxes`, the paste or blend, the lambda
 correction and the targets.
 
 CutMix images must match exactly. Mixup images match to float32 rounding: we
-blend with one fused ``lerp``, timm with two multiplies and an add, so the last
-bit can differ.
+blend with one fused ``lerp``, timm with two multiplies and an add, so about a
+third of the pixels differ in the last bit or two (at most 1.2e-7 on [0, 1) images).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def test_matches_timm(mode, kind, seed):
     torch.testing.assert_close(r.target, tt, atol=1e-6, rtol=0)
     cut = is_cut_sample(use_cut, mode)
     assert torch.equal(r.x[cut], tx[cut])  # pasted boxes: exact
-    torch.testing.assert_close(r.x[~cut], tx[~cut], atol=1e-6, rtol=0)  # blends: float32 rounding
+    torch.testing.assert_close(r.x[~cut], tx[~cut], atol=2.5e-7, rtol=0)  # blends: two float32 ulps below 1
     assert torch.equal(r.x, x) == bool((r.lam == 1).all())  # something was mixed unless every box was empty
 
 
