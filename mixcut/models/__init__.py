@@ -8,7 +8,7 @@ import timm
 import torch.nn as nn
 
 from ..config import ConfigError
-from . import cifar  # noqa: F401  (registers the CIFAR networks in timm)
+from . import cifar, preact_resnet, pyramidnet, wide_resnet  # noqa: F401  (register the CIFAR networks in timm)
 
 
 def check_model_name(name: str) -> None:
@@ -35,5 +35,8 @@ def create_model(model_cfg, num_classes: int, in_chans: int = 3) -> nn.Module:
         raise ConfigError(f"cannot build model {model_cfg.name!r} with these options: {e}") from e
     except (OSError, RuntimeError) as e:
         if model_cfg.pretrained:
-            raise ConfigError(f"could not load pretrained weights for {model_cfg.name!r} ({e}); set model.pretrained=false or pre-download them.") from e
+            raise ConfigError(
+                f"could not load pretrained weights for {model_cfg.name!r} ({e}); "
+                "set model.pretrained=false or pre-download them."
+            ) from e
         raise

@@ -32,13 +32,17 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32x32 inputs; ``stages`` exposes the three stages."""
 
-    def __init__(self, depth: int = 20, width: int = 1, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, **_) -> None:
+    def __init__(
+        self, depth: int = 20, width: int = 1, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, **_
+    ) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110); got {depth}.")
         n = (depth - 2) // 6
         widths = [16 * width, 32 * width, 64 * width]
-        self.stem = nn.Sequential(nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+        )
         stages, cin = [], widths[0]
         for i, w in enumerate(widths):
             blocks = [BasicBlock(cin if j == 0 else w, w, 2 if (i > 0 and j == 0) else 1) for j in range(n)]
