@@ -103,3 +103,15 @@ def test_bad_arguments_say_what_is_allowed():
         corrupt(x, "fog", 6)
     with pytest.raises(ValueError, match="B, C, H, W"):
         corrupt(x[0], "fog", 1)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_on_cuda_matches_shape_dtype_and_is_reproducible(name):
+    x = (smooth_images(4) * 255).round().to(torch.uint8).cuda()
+    a = corrupt(x, name, 3, torch.Generator(device="cuda").manual_seed(0))
+    b = corrupt(x, name, 3, torch.Generator(device="cuda").manual_seed(0))
+    assert a.device == x.device and a.dtype == torch.uint8 and a.shape == x.shape
+    assert torch.equal(a, b)
+    if name not in ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "fog"):  # no randomness: CPU == CUDA
+        assert (a.cpu().int() - corrupt(x.cpu(), name, 3).int()).abs().max() <= 1

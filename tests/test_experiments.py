@@ -71,3 +71,12 @@ def test_experiment_states_what_it_should_reach(name):
     expected_line = re.search(r"^# Expected:(.*)$", text, re.M).group(1)
     numbers = [float(v) for v in re.findall(r"(\d+(?:\.\d+)?) %", expected_line)]
     assert paper.expected in numbers, f"{name}: the header says {numbers}, paper.expected is {paper.expected}"
+
+
+def test_docs_list_every_recipe_with_its_number():
+    doc = (CONFIGS.parent / "docs" / "experiments.md").read_text()
+    for name in EXPERIMENTS:
+        row = next((ln for ln in doc.splitlines() if ln.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"docs/experiments.md has no row for {name}"
+        expected = OmegaConf.load(CONFIGS / "experiment" / f"{name}.yaml").paper.expected
+        assert f" {expected:.2f} |" in row, f"docs/experiments.md: {name} should show {expected:.2f}"
