@@ -8,9 +8,14 @@
 from .base import MODES, PAIRINGS, Draws, Mixer, MixResult, Plan
 from .choice import MixChoice
 from .cutmix import CutMix
+from .cutout import Cutout
 from .factory import MIXERS, create_mixer
+from .fmix import FMix
+from .manifold import ManifoldMixup, eligible_layers
 from .mixup import Mixup
 from .noop import NoMix
+from .resizemix import ResizeMix
+from .saliencymix import SaliencyMix, fine_grained_saliency
 
 __all__ = [
     "MODES",
@@ -23,6 +28,13 @@ __all__ = [
     "CutMix",
     "Mixup",
     "NoMix",
+    "Cutout",
+    "FMix",
+    "ManifoldMixup",
+    "eligible_layers",
+    "ResizeMix",
+    "SaliencyMix",
+    "fine_grained_saliency",
     "MIXERS",
     "create_mixer",
 ]

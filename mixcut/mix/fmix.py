@@ -1,0 +1,93 @@
+"""FMix (Harris et al., 2020): binary masks cut from low-frequency Fourier noise."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import Draws, Mixer, Plan, check_positive
+
+
+def fourier_noise(noise: Tensor, height: int, width: int, decay_power: float) -> Tensor:
+    """Low-frequency images (k, H, W) from standard-normal spectra (k, H, W // 2 + 1, 2).
+
+    Each frequency's real and imaginary parts are scaled by ``1 / f ** decay_power``
+    (``f`` floored at ``1 / max(H, W)`` so the DC term stays finite), then
+    inverted with one batched real FFT.
+    """
+    fy = torch.fft.fftfreq(height, device=noise.device).view(-1, 1)
+    fx = torch.fft.rfftfreq(width, device=noise.device).view(1, -1)
+    freq = torch.sqrt(fy * fy + fx * fx).clamp_min(1.0 / max(height, width))
+    scale = freq.pow(-float(decay_power))
+    spectrum = torch.complex(noise[..., 0] * scale, noise[..., 1] * scale)
+    return torch.fft.irfft2(spectrum, s=(height, width))
+
+
+def rank_pixels(values: Tensor) -> Tensor:
+    """Rank (0 = largest) of every value of each row of ``values`` (k, N), int64."""
+    order = values.argsort(dim=1, descending=True)
+    ranks = torch.empty_like(order)
+    positions = torch.arange(values.shape[1], device=values.device).expand_as(order)
+    return ranks.scatter_(1, order, positions)
+
+
+class FMix(Mixer):
+    """Keep the top-``lam`` share of a low-frequency noise image from the sample
+    itself and take the rest from its partner.
+
+    The noise is an inverse FFT of a random spectrum decaying as
+    ``1 / f ** decay_power``; its ``round(lam * H * W)`` largest pixels (rounded
+    stochastically, so the expected kept share is ``lam``) keep the sample, the
+    others come from the partner. ``lam ~ Beta(alpha, alpha)``. One mask per
+    sample in ``elem`` mode, per pair in ``pair`` mode (both partners swap the
+    same region), one for the batch in ``batch`` mode. The reported lambda is
+    the mean of the mask actually used.
+
+    Args:
+        alpha: Beta concentration (> 0); 1.0 in the paper.
+        decay_power: frequency decay (> 0); 3 in the paper, larger gives
+            smoother, blobbier masks.
+        max_soft: in [0, 0.5]: soften the mask edge as in the paper: the
+            ``max_soft * H * W`` pixels either side of the threshold (at most
+            ``min(lam, 1 - lam)`` of the image) get a linear ramp from 1 to 0.
+            0 keeps the mask binary.
+        **kwargs: the common mixer options of `Mixer`.
+    """
+
+    def __init__(self, alpha: float = 1.0, decay_power: float = 3.0, max_soft: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.alpha = check_positive("FMix alpha", alpha)
+        self.decay_power = check_positive("FMix decay_power", decay_power)
+        self.max_soft = float(max_soft)
+        if not 0.0 <= self.max_soft <= 0.5:
+            raise ValueError(f"FMix max_soft must be in [0, 0.5]; got {max_soft}.")
+
+    def masks(self, lam: Tensor, height: int, width: int, draws: Draws) -> tuple[Tensor, Tensor]:
+        """Masks (k, 1, H, W) (bool, or float when soft) and their means (k,).
+
+        ``k`` is 1 for shared (batch-mode) draws, else the batch size.
+        """
+        k = 1 if draws.shared else draws.n
+        n_pix = height * width
+        noise = draws.normal(height, width // 2 + 1, 2)[:k]
+        grey = fourier_noise(noise, height, width, self.decay_power).flatten(1)
+        lam = lam[:k].double()
+        # stochastic rounding: E[num] = lam * N
+        num = (lam * n_pix + draws.uniform()[:k].double()).floor().long().clamp_(0, n_pix)
+        ranks = rank_pixels(grey)
+        if self.max_soft == 0.0:
+            mask = ranks < num.view(-1, 1)
+            return mask.view(k, 1, height, width), num.float() / n_pix
+        soft = (torch.minimum(torch.minimum(lam, 1.0 - lam), torch.full_like(lam, self.max_soft)) * n_pix).floor().long()
+        low, high = (num - soft).view(-1, 1), (num + soft).view(-1, 1)
+        ramp = (high - 1 - ranks).float() / (high - low - 1).clamp_min(1).float()
+        weight = torch.where(high - low > 1, ramp.clamp_(0.0, 1.0), (ranks < num.view(-1, 1)).float())
+        return weight.view(k, 1, height, width), weight.mean(dim=1)
+
+    def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
+        h, w = x.shape[-2:]
+        weight, kept = self.masks(lam, h, w, draws)
+        return Plan(weight=weight, lam=kept.expand(x.shape[0]) if kept.shape[0] == 1 else kept)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, decay_power={self.decay_power}, max_soft={self.max_soft}"
