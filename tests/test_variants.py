@@ -207,6 +207,18 @@ def test_fmix_pair_mode_swaps_the_same_region():
     assert torch.equal(own, own[r.partner])
 
 
+@pytest.mark.parametrize("variant", ["fmix", "fmix_soft", "saliencymix"])
+def test_cpu_slicing_gives_the_same_result(variant, monkeypatch):
+    from mixcut.mix import fmix, saliencymix
+
+    x, y = batch(n=7)
+    whole = build(variant, mode="elem", seed=9).mix(x, y)
+    monkeypatch.setattr(fmix, "CPU_SLICE_PIXELS", 2 * 16 * 20)  # two images per slice, a ragged last slice
+    monkeypatch.setattr(saliencymix, "CPU_SLICE_PIXELS", 3 * 16 * 20)
+    sliced = build(variant, mode="elem", seed=9).mix(x, y)
+    assert torch.equal(whole.x, sliced.x) and torch.equal(whole.lam, sliced.lam)
+
+
 # ----------------------------------------------------------------- ResizeMix
 @pytest.mark.parametrize("mode", MODES)
 def test_resizemix_pastes_the_whole_shrunk_partner(mode):
@@ -348,3 +360,46 @@ def test_mix_configs_compose_and_build(config):
     assert out.shape == x.shape and torch.allclose(target.sum(1), torch.ones(4))
     with pytest.raises(Exception, match="alpha"):
         compose([f"mix={config}", "mix.alpha=abc"])  # a bad value, or a key this mixer does not take
+
+
+# ---------------------------------------------------------------------- CUDA
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", [*VARIANTS, "manifold_mixup", "cutmix_fmix"])
+def test_cuda_no_host_sync(variant, mode):
+    """On the GPU every variant stays on the device and never waits for it."""
+    x, y = batch(n=8, h=32, w=32)
+    x, y = x.cuda(), y.cuda()
+    if variant == "manifold_mixup":
+        import timm
+
+        import mixcut.models  # noqa: F401
+
+        mixer = create_mixer("manifold_mixup", mode=mode, num_classes=K, seed=0)
+        model = timm.create_model("cifar_resnet20", num_classes=K).cuda()
+    elif variant == "cutmix_fmix":
+        mixer = create_mixer("choice", mixers={"cutmix": {}, "fmix": {}}, mode=mode, num_classes=K, seed=0)
+        model = None
+    else:
+        mixer, model = build(variant, mode=mode, seed=0), None
+
+    def step():
+        r = mixer.mix(x, y)
+        if model is not None:
+            with mixer.model_context(model):
+                model(r.x).sum().backward()
+        return r
+
+    for _ in range(3):  # warm-up: generators, kernels, cuDNN plans, and every layer of Manifold Mixup
+        step()
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            r = step()
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    assert r.x.is_cuda and r.target.is_cuda and r.lam.is_cuda and r.partner.is_cuda
+    torch.testing.assert_close(r.target.sum(1), torch.ones(8, device="cuda"))

@@ -43,32 +43,35 @@ class Cutout(Mixer):
 
     def boxes(self, active: Tensor, height: int, width: int, draws: Draws) -> Tensor:
         """Half-open (y0, y1, x0, x1) squares (B, 4), clipped; inactive samples get none."""
-        cy, cx = draws.randint(height), draws.randint(width)
-        half = self.size // 2
-        y0, x0 = cy - half, cx - half
-        boxes = torch.stack([y0, y0 + self.size, x0, x0 + self.size], dim=1)
-        limit = torch.tensor([height, height, width, width], device=boxes.device)
-        return torch.minimum(boxes.clamp_min(0), limit) * active.view(-1, 1)
+        y0 = draws.randint(height) - self.size // 2
+        x0 = draws.randint(width) - self.size // 2
+        boxes = torch.stack(
+            [y0.clamp(0, height), (y0 + self.size).clamp(0, height), x0.clamp(0, width), (x0 + self.size).clamp(0, width)], dim=1
+        )
+        return boxes * active.view(-1, 1)
 
-    def fill_value(self, x: Tensor) -> Tensor:
-        value = self.fill
-        if not x.is_floating_point():
-            info = torch.iinfo(x.dtype)
-            value = min(max(round(value), info.min), info.max)
-        return torch.tensor(value, dtype=x.dtype, device=x.device)
+    def fill_value(self, x: Tensor) -> float | int:
+        """``fill`` in the images' dtype (rounded and clamped for integer images)."""
+        if x.is_floating_point():
+            return self.fill
+        info = torch.iinfo(x.dtype)
+        return min(max(round(self.fill), info.min), info.max)
+
+    def holes(self, x: Tensor, active: Tensor, draws: Draws) -> Tensor:
+        """Boolean (B, 1, H, W), True where the image is blanked."""
+        h, w = x.shape[-2:]
+        return F.box_masks(self.boxes(active, h, w, draws), h, w)
 
     def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
-        h, w = x.shape[-2:]
-        holes = F.box_masks(self.boxes(active, h, w, draws), h, w)
-        return Plan(weight=~holes, lam=torch.ones_like(lam), source=self.fill_value(x))
+        fill = torch.full((), self.fill_value(x), dtype=x.dtype, device=x.device)  # no host-to-device copy
+        return Plan(weight=~self.holes(x, active, draws), lam=torch.ones_like(lam), source=fill)
 
     def apply_each(self, x: Tensor, partner: Tensor, active: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
-        lam = torch.ones(x.shape[0], device=x.device)
-        plan = self.plan(x, partner, lam, active, draws)
+        holes = self.holes(x, active, draws)
         out = self.output_buffer(x)
         if out is not x:
             out.copy_(x)
-        return out.masked_fill_(~plan.weight, plan.source), plan.lam
+        return out.masked_fill_(holes, self.fill_value(x)), torch.ones(x.shape[0], device=x.device)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         # One square for the batch, drawn on the host: fill a slice, no mask.

@@ -7,6 +7,10 @@ from torch import Tensor
 
 from .base import Draws, Mixer, Plan, check_positive
 
+#: On the CPU, work through the batch in slices of about this many pixels: the temporaries then
+#: stay allocator-friendly instead of faulting in fresh pages on every call (several times faster).
+CPU_SLICE_PIXELS = 1 << 21
+
 
 def fourier_noise(noise: Tensor, height: int, width: int, decay_power: float) -> Tensor:
     """Low-frequency images (k, H, W) from standard-normal spectra (k, H, W // 2 + 1, 2).
@@ -70,19 +74,26 @@ class FMix(Mixer):
         k = 1 if draws.shared else draws.n
         n_pix = height * width
         noise = draws.normal(height, width // 2 + 1, 2)[:k]
-        grey = fourier_noise(noise, height, width, self.decay_power).flatten(1)
         lam = lam[:k].double()
         # stochastic rounding: E[num] = lam * N
         num = (lam * n_pix + draws.uniform()[:k].double()).floor().long().clamp_(0, n_pix)
-        ranks = rank_pixels(grey)
+        step = max(1, CPU_SLICE_PIXELS // n_pix) if noise.device.type == "cpu" else max(k, 1)
+        sl = [slice(i, i + step) for i in range(0, k, step)]
+        parts = [self.threshold(noise[s], lam[s], num[s], height, width) for s in sl]
+        weight, kept = (torch.cat(t) for t in zip(*parts))
+        return weight.view(k, 1, height, width), kept
+
+    def threshold(self, noise: Tensor, lam: Tensor, num: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+        """Masks (k, H * W) keeping the ``num`` largest pixels of each noise image, and their means."""
+        n_pix = height * width
+        ranks = rank_pixels(fourier_noise(noise, height, width, self.decay_power).flatten(1))
         if self.max_soft == 0.0:
-            mask = ranks < num.view(-1, 1)
-            return mask.view(k, 1, height, width), num.float() / n_pix
+            return ranks < num.view(-1, 1), num.float() / n_pix
         soft = (torch.minimum(torch.minimum(lam, 1.0 - lam), torch.full_like(lam, self.max_soft)) * n_pix).floor().long()
         low, high = (num - soft).view(-1, 1), (num + soft).view(-1, 1)
         ramp = (high - 1 - ranks).float() / (high - low - 1).clamp_min(1).float()
         weight = torch.where(high - low > 1, ramp.clamp_(0.0, 1.0), (ranks < num.view(-1, 1)).float())
-        return weight.view(k, 1, height, width), weight.mean(dim=1)
+        return weight, weight.mean(dim=1)
 
     def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
         h, w = x.shape[-2:]

@@ -234,7 +234,10 @@ class ManifoldMixup(Mixer):
         if h.shape[0] != partner.shape[0]:
             raise ValueError(f"layer {name!r} output has batch size {h.shape[0]}, the mixed batch {partner.shape[0]}.")
         weight = lam.view(-1, *([1] * (h.dim() - 1))).to(h.dtype)
-        return torch.lerp(h[partner], h, weight)
+        # index_select on the GPU (its backward, index_add_, never syncs); plain indexing on the CPU,
+        # where index_select into a fresh tensor is several times slower
+        other = h.index_select(0, partner) if h.is_cuda else h[partner]
+        return torch.lerp(other, h, weight)
 
     def _input_hook(self, module: nn.Module, args):
         active = self._active

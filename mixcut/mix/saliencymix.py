@@ -53,6 +53,10 @@ from torch import Tensor
 from . import functional as F
 from .base import Draws, Mixer, Plan, check_positive
 
+#: On the CPU, work through the batch in slices of about this many pixels: the temporaries then
+#: stay allocator-friendly instead of faulting in fresh pages on every call (several times faster).
+CPU_SLICE_PIXELS = 1 << 21
+
 #: OpenCV's surround half-widths (pixels) of the fine-grained saliency.
 NEIGHBOURHOODS = (12, 24, 48, 28, 56, 112)
 _LUMA = (0.299, 0.587, 0.114)
@@ -109,9 +113,9 @@ def fine_grained_saliency(x: Tensor) -> Tensor:
 
 def saliency_peaks(x: Tensor) -> tuple[Tensor, Tensor]:
     """Row and column (B,) of each image's saliency maximum (first in raster order)."""
-    sal = fine_grained_saliency(x)
-    flat = sal.flatten(1).argmax(dim=1)
-    w = x.shape[-1]
+    h, w = x.shape[-2:]
+    step = max(1, CPU_SLICE_PIXELS // max(h * w, 1)) if x.device.type == "cpu" else max(1, x.shape[0])
+    flat = torch.cat([fine_grained_saliency(x[i : i + step]).flatten(1).argmax(dim=1) for i in range(0, x.shape[0], step)])
     return flat // w, flat % w
 
 
