@@ -42,9 +42,12 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
     if cache == "device" and (aug.auto_augment or aug.color_jitter):
         raise ConfigError("aug.auto_augment and aug.color_jitter run per image; use data.cache=none with them.")
     if cache == "device" and isinstance(source.train, FileSplit):
-        from .cache import decode_to_tensor  # noqa: PLC0415  (only the cache path needs it)
+        from .cache import load_or_decode  # noqa: PLC0415  (only the cache path needs it)
 
-        source = Source(decode_to_tensor(source.train, d, aug), decode_to_tensor(source.val, d, aug) if source.val else None, source.classes)
+        def decoded(split, name: str, train: bool):
+            return load_or_decode(split, d, aug, name, train, rank, world_size) if split is not None and len(split) else split
+
+        source = Source(decoded(source.train, "train", True), decoded(source.val, "val", False), source.classes)
     normalize = Normalize(d.mean, d.std, device, channels_last=t.channels_last)
     common = dict(batch_size=t.batch_size, device=device, normalize=normalize, seed=t.seed, rank=rank, world_size=world_size)
     erasing = _Erasing(aug, device) if aug.re_prob > 0 else None

@@ -1,0 +1,315 @@
+"""The decoded-image cache behind ``data.cache=device`` for folder data (`mixcut.data.cache`).
+
+Same pixels as the worker path, a cache file that is reused while the data set
+is unchanged, re-decoded when it changes, and never used when corrupt.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from _trainer_utils import compose, make_image_folder
+from PIL import Image
+
+from mixcut.data import DataError, build_data
+from mixcut.data import cache as C
+from mixcut.train import run
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
+
+
+def folder_cfg(root: Path, *extra: str, cache: str = "device"):
+    return compose(["data=folder", f"data.root={root}", "data.img_size=16", f"data.cache={cache}", "data.num_workers=0",
+                    "aug=cifar", "trainer.batch_size=4", "trainer.device=cpu", "trainer.amp=none", *extra])
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """20x20 JPEGs and PNGs (so the 16px recipe resizes), with a val/ folder."""
+    return make_image_folder(tmp_path / "data", classes=3, per_class=6, size=20, val_per_class=3)
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[int]:
+    """Counts calls of the decoder (a miss decodes, a hit does not)."""
+    calls: list[int] = []
+    real = C.decode_split
+
+    def counting(split, *a, **kw):
+        calls.append(len(split))
+        return real(split, *a, **kw)
+
+    monkeypatch.setattr(C, "decode_split", counting)
+    return calls
+
+
+def train_file(root: Path) -> Path:
+    return next(iter(sorted(root.glob(".mixcut_cache/train-*.mxc"))))
+
+
+def all_val(data) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*data.val.epoch(0))
+    return torch.cat(xs), torch.cat(ys)
+
+
+# ----------------------------------------------------------- same pixels
+@pytest.mark.parametrize("crop_pct", ["1.0", "0.875"])
+@pytest.mark.parametrize("interp", ["bilinear", "bicubic"])
+def test_cache_gives_the_worker_paths_eval_tensors(folder, crop_pct, interp):
+    extra = (f"aug.crop_pct={crop_pct}", f"aug.interpolation={interp}")
+    device = build_data(folder_cfg(folder, *extra), torch.device("cpu"))
+    worker = build_data(folder_cfg(folder, *extra, cache="none"), torch.device("cpu"))
+    xd, yd = all_val(device)
+    xw, yw = all_val(worker)
+    assert xd.shape == (9, 3, 16, 16)
+    assert torch.equal(yd, yw) and torch.equal(xd, xw)  # bit for bit
+
+
+def test_train_split_is_resized_and_centre_cropped_like_the_worker_path(folder):
+    from mixcut.data.folder import load_rgb
+    from mixcut.data.transforms import train_transform
+
+    cfg = folder_cfg(folder, "aug.padding=0", "aug.hflip=0")
+    data = build_data(cfg, torch.device("cpu"))
+    tf = train_transform(cfg.aug, 16, cfg.data.mean)  # resize + centre crop + (no-op) crop/flip
+    split = data.source.train
+    paths = sorted(str(p) for p in (folder / "train").rglob("img_*"))
+    assert split.images.shape == (len(paths), 3, 16, 16) and split.images.dtype == torch.uint8
+    for i, path in enumerate(paths):
+        assert torch.equal(split.images[i], tf(load_rgb(path)))
+
+
+# ------------------------------------------------------------ hit / miss
+def test_second_build_reads_the_cache(folder, decodes, caplog):
+    caplog.set_level(logging.INFO, logger="mixcut.data.cache")
+    rng = torch.get_rng_state()
+    first = build_data(folder_cfg(folder), torch.device("cpu"))
+    assert torch.equal(rng, torch.get_rng_state())  # decoding leaves the global generator alone (hit or miss: same model init)
+    assert decodes == [18, 9]
+    assert "device cache miss" in caplog.text and "decoded the train split" in caplog.text
+    caplog.clear()
+    second = build_data(folder_cfg(folder), torch.device("cpu"))
+    assert decodes == [18, 9]  # nothing decoded again
+    assert caplog.text.count("device cache hit") == 2
+    assert torch.equal(first.source.train.images, second.source.train.images)
+    assert torch.equal(first.source.train.labels, second.source.train.labels)
+    assert not list(folder.glob(".mixcut_cache/.*.tmp"))  # no temporary files left behind
+
+
+def test_other_img_size_or_recipe_gets_its_own_file(folder, decodes):
+    build_data(folder_cfg(folder), torch.device("cpu"))
+    build_data(folder_cfg(folder, "data.img_size=12"), torch.device("cpu"))
+    build_data(folder_cfg(folder, "aug.crop_pct=0.875"), torch.device("cpu"))  # val recipe changes, train does not
+    assert decodes == [18, 9, 18, 9, 9]
+    assert len(list(folder.glob(".mixcut_cache/*.mxc"))) == 5
+
+
+def _add_file(root: Path) -> None:
+    shutil.copy(root / "train/class_1/img_0.jpg", root / "train/class_1/img_new.jpg")
+
+
+def _touch(root: Path) -> None:
+    path = root / "train/class_2/img_1.png"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+
+def _resize(root: Path) -> None:
+    path = root / "train/class_0/img_0.jpg"
+    Image.new("RGB", (20, 20), (250, 10, 10)).save(path, quality=50)
+
+
+def _remove(root: Path) -> None:
+    (root / "train/class_0/img_2.jpg").unlink()
+
+
+@pytest.mark.parametrize("change", [_add_file, _touch, _resize, _remove])
+def test_changed_data_set_is_decoded_again(folder, decodes, change, caplog):
+    before = build_data(folder_cfg(folder), torch.device("cpu")).source.train
+    change(folder)
+    caplog.set_level(logging.INFO, logger="mixcut.data.cache")
+    after = build_data(folder_cfg(folder), torch.device("cpu")).source.train
+    assert decodes == [18, 9, len(after)]  # train decoded again, val still cached
+    assert "stale" in caplog.text
+    if change is _resize:
+        assert not torch.equal(before.images, after.images)
+    if change in (_add_file, _remove):
+        assert len(after) == len(before) + (1 if change is _add_file else -1)
+    fresh = build_data(folder_cfg(folder), torch.device("cpu")).source.train  # and that result is cached again
+    assert len(decodes) == 3 and torch.equal(fresh.images, after.images)
+
+
+# ------------------------------------------------------------ corruption
+def _flip_payload_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-7] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _truncate_header(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:20])
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(os.urandom(5000))
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _extend(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\0" * 16)
+
+
+def _bad_header_json(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[20] = ord("{")  # inside the JSON header
+    data[21] = ord("{")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_flip_payload_byte, _truncate, _truncate_header, _garbage, _empty, _extend, _bad_header_json])
+def test_corrupt_cache_is_detected_and_rebuilt(folder, decodes, damage, caplog):
+    good = build_data(folder_cfg(folder), torch.device("cpu")).source.train
+    path = train_file(folder)
+    damage(path)
+    key = C.cache_key(C.fingerprint(_split(folder), folder), C.recipe_for(folder_cfg(folder).data, folder_cfg(folder).aug, True))
+    with pytest.raises(C.CacheError):
+        C.read_cache(path, key)
+    caplog.set_level(logging.WARNING, logger="mixcut.data.cache")
+    again = build_data(folder_cfg(folder), torch.device("cpu")).source.train
+    assert len(decodes) == 3  # the train split was decoded again, not read from the damaged file
+    assert "is not usable" in caplog.text
+    assert torch.equal(again.images, good.images) and torch.equal(again.labels, good.labels)
+    images, labels, _ = C.read_cache(path, key)  # and the file was rewritten intact
+    assert torch.equal(images, good.images)
+
+
+def _split(root: Path):
+    from mixcut.data.folder import scan_folder
+
+    return scan_folder(str(root), 0.0, 0)[0]
+
+
+def test_read_cache_round_trip_and_stale_key(tmp_path):
+    images = torch.randint(0, 256, (5, 3, 4, 4), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    path = tmp_path / "x.mxc"
+    C.write_cache(path, "k1", images, labels, ["a.jpg"], {"crop": 4})
+    out, lab, skipped = C.read_cache(path, "k1")
+    assert torch.equal(out, images) and torch.equal(lab, labels) and skipped == ["a.jpg"]
+    with pytest.raises(C.CacheError, match="stale"):
+        C.read_cache(path, "k2")
+
+
+# -------------------------------------------------------------- location
+def test_cache_dir_setting_is_used(folder, tmp_path):
+    build_data(folder_cfg(folder, f"data.cache_dir={tmp_path / 'cc'}"), torch.device("cpu"))
+    files = list((tmp_path / "cc").glob("data-*/*.mxc"))
+    assert len(files) == 2 and not (folder / ".mixcut_cache").exists()
+
+
+def test_read_only_data_root_falls_back_to_user_cache(folder, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    real = C._writable_dir
+    monkeypatch.setattr(C, "_writable_dir", lambda p: False if ".mixcut_cache" in str(p) else real(p))
+    caplog.set_level(logging.INFO, logger="mixcut.data.cache")
+    build_data(folder_cfg(folder), torch.device("cpu"))
+    assert len(list((tmp_path / "xdg" / "mixcut").glob("data-*/*.mxc"))) == 2
+    assert "is not writable" in caplog.text
+
+
+def test_nothing_writable_still_trains(folder, monkeypatch, caplog, decodes):
+    monkeypatch.setattr(C, "_writable_dir", lambda p: False)
+    data = build_data(folder_cfg(folder), torch.device("cpu"))
+    assert len(data.source.train) == 18 and "decoding every run" in caplog.text
+
+
+# ------------------------------------------------------------ bad images
+def test_unreadable_images_are_skipped_with_a_warning(folder, caplog):
+    bad = folder / "train/class_0/broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    caplog.set_level(logging.WARNING, logger="mixcut.data.cache")
+    data = build_data(folder_cfg(folder), torch.device("cpu"))
+    assert len(data.source.train) == 18
+    assert str(bad) in caplog.text and "1 unreadable image(s) skipped" in caplog.text
+    caplog.clear()
+    build_data(folder_cfg(folder), torch.device("cpu"))  # a cache hit still says so
+    assert str(bad) in caplog.text and "1 unreadable image(s) skipped" in caplog.text
+    with pytest.raises(DataError, match="broken.jpg"):
+        build_data(folder_cfg(folder, "data.on_bad_image=error"), torch.device("cpu"))
+
+
+def test_error_mode_names_the_file_while_decoding(folder):
+    bad = folder / "val/class_2/broken.png"
+    bad.write_bytes(b"")
+    with pytest.raises(DataError, match="broken.png"):
+        build_data(folder_cfg(folder, "data.on_bad_image=error"), torch.device("cpu"))
+
+
+@pytest.mark.slow
+def test_decoding_with_workers_matches_in_process(folder):
+    a = build_data(folder_cfg(folder, "data.num_workers=2", f"data.cache_dir={folder / 'w'}"), torch.device("cpu")).source
+    b = build_data(folder_cfg(folder, "data.num_workers=0", f"data.cache_dir={folder / 'p'}"), torch.device("cpu")).source
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.images, b.val.images)
+
+
+# ------------------------------------------------------ metrics, end to end
+@pytest.mark.slow
+def test_same_checkpoint_same_validation_metrics(folder, tmp_path):
+    """Train on the worker path, then evaluate its checkpoint through the device cache."""
+    common = ["data=folder", f"data.root={folder}", "data.img_size=16", "data.num_workers=0", "aug=cifar", "aug.crop_pct=0.875",
+              "model.name=cifar_resnet20", "trainer.batch_size=4", "trainer.epochs=1", "trainer.progress=false",
+              "trainer.device=cpu", "trainer.amp=none"]
+    trained = run(compose(common + ["data.cache=none"]), tmp_path / "worker")
+    ckpt = tmp_path / "worker" / "checkpoints" / "last.pt"
+    evaluated = run(compose(common + ["data.cache=device", "trainer.eval_only=true", f"trainer.resume={ckpt}"]),
+                    tmp_path / "device")
+    for key in ("top1", "top5", "nll", "ece", "brier"):
+        assert math.isclose(trained[key], evaluated[key], rel_tol=1e-6, abs_tol=1e-7), key
+
+
+@pytest.mark.slow
+def test_device_cache_trains_end_to_end_and_resumes_exactly(folder, tmp_path):
+    from mixcut.checkpoint import load_checkpoint
+
+    common = ["data=folder", f"data.root={folder}", "data.img_size=16", "data.cache=device", "data.num_workers=0", "aug=cifar",
+              "model.name=cifar_resnet20", "trainer.batch_size=4", "trainer.epochs=2", "trainer.progress=false",
+              "trainer.device=cpu", "trainer.amp=none", "trainer.deterministic=true", "mix=deit"]
+    run(compose(common), tmp_path / "straight")
+    run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
+    run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")
+    a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")["model"]
+    b = load_checkpoint(tmp_path / "split/checkpoints/last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------ shared data
+@pytest.mark.shared
+@pytest.mark.slow
+def test_shared_cifar_subset_matches_worker_path(tmp_path):
+    if not (SHARED / "train").is_dir():
+        pytest.skip(f"{SHARED} is not here (a user's clone has no ../shared)")
+    root = tmp_path / "subset"
+    for cls_dir in sorted((SHARED / "train").iterdir())[:4]:
+        (root / "train" / cls_dir.name).mkdir(parents=True)
+        for f in sorted(cls_dir.iterdir())[:25]:
+            (root / "train" / cls_dir.name / f.name).symlink_to(f)
+    cfg = ["data.img_size=32", "data.val_fraction=0.2", "data.num_workers=2", f"data.cache_dir={tmp_path / 'cache'}"]
+    device = build_data(folder_cfg(root, *cfg), torch.device("cpu"))
+    worker = build_data(folder_cfg(root, *cfg, cache="none"), torch.device("cpu"))
+    assert device.source.train.images.shape == (80, 3, 32, 32)
+    xd, yd = all_val(device)
+    xw, yw = all_val(worker)
+    assert torch.equal(xd, xw) and torch.equal(yd, yw)
