@@ -10,9 +10,36 @@ import sys
 log = logging.getLogger("mixcut")
 
 
-def prepare_argv(argv: list[str]) -> list[str]:
-    """Drop ``--local-rank``/``--local_rank`` (added by torch.distributed.launch),
-    which Hydra's parser would reject; the rank comes from the environment."""
+def prepare_argv(argv: list[str], environ=None) -> list[str]:
+    """Make the command line fit Hydra under launchers.
+
+    * Drop ``--local-rank``/``--local_rank`` (added by torch.distributed.launch),
+      which Hydra's parser would reject; the rank comes from the environment.
+    * Under torchrun, every rank must use the same run directory, and an
+      elastic restart must find the previous one: without an explicit
+      ``hydra.run.dir`` it becomes ``outputs/torchrun/<rendezvous id>``, the
+      same for all ranks and restarts of one torchrun job. Ranks other than 0
+      write nothing there (no ``.hydra/``, no log file).
+    * After a restart, ``trainer.resume=auto`` is implied unless given.
+    """
+    from .distributed import env_info, restart_count
+
+    env = os.environ if environ is None else environ
+    out = _strip_local_rank(argv)
+    info = env_info(env)
+    if info.enabled:
+        given = {a.split("=", 1)[0].lstrip("+") for a in out[1:] if "=" in a}
+        if "hydra.run.dir" not in given and "TORCHELASTIC_RUN_ID" in env:
+            out.append(f"hydra.run.dir=outputs/torchrun/{env['TORCHELASTIC_RUN_ID']}")
+        if not info.is_main:
+            out += ["hydra.output_subdir=null", "hydra/job_logging=stdout", "hydra/hydra_logging=none"]
+
+    if restart_count(env) > 0 and not any(a.startswith("trainer.resume=") for a in out[1:]):
+        out.append("trainer.resume=auto")
+    return out
+
+
+def _strip_local_rank(argv: list[str]) -> list[str]:
     out, skip = [], False
     for arg in argv:
         if skip:

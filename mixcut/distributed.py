@@ -40,13 +40,65 @@ def env_info(environ=None) -> DistInfo:
     return DistInfo()
 
 
+def expand_nodelist(nodelist: str) -> list[str]:
+    """Expand SLURM's compressed host lists: ``gpu[01-03,07],cpu5`` ->
+    ``['gpu01', 'gpu02', 'gpu03', 'gpu07', 'cpu5']`` (zero padding kept)."""
+    hosts, i, n = [], 0, len(nodelist)
+    while i < n:
+        j = i
+        while j < n and nodelist[j] not in ",[":
+            j += 1
+        prefix = nodelist[i:j]
+        if j < n and nodelist[j] == "[":
+            k = nodelist.index("]", j)
+            for part in nodelist[j + 1 : k].split(","):
+                lo, _, hi = part.partition("-")
+                if hi:
+                    hosts += [f"{prefix}{v:0{len(lo)}d}" for v in range(int(lo), int(hi) + 1)]
+                else:
+                    hosts.append(prefix + lo)
+            j = k + 1
+        elif prefix:
+            hosts.append(prefix)
+        i = j + 1 if j < n and nodelist[j] == "," else j
+    return hosts
+
+
+def slurm_rendezvous(environ=None) -> dict[str, str]:
+    """MASTER_ADDR/MASTER_PORT for a SLURM job without torchrun: the first host
+    of the job and a port derived from the job id (same on every task)."""
+    env = os.environ if environ is None else environ
+    nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or "localhost"
+    job = int(env.get("SLURM_JOB_ID", "0"))
+    return {
+        "MASTER_ADDR": env.get("MASTER_ADDR") or expand_nodelist(nodes)[0],
+        "MASTER_PORT": env.get("MASTER_PORT") or str(20000 + job % 20000),
+    }
+
+
+def restart_count(environ=None) -> int:
+    """How often the launcher restarted this job (torchrun elastic or SLURM requeue)."""
+    env = os.environ if environ is None else environ
+    return max(int(env.get("TORCHELASTIC_RESTART_COUNT", 0) or 0), int(env.get("SLURM_RESTART_COUNT", 0) or 0))
+
+
 def init_process_group(info: DistInfo, device: torch.device) -> None:
     """Join the process group (NCCL on CUDA, Gloo on CPU) when world size > 1."""
     if not info.enabled or dist.is_initialized():
         return
+    if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:  # srun without torchrun
+        os.environ.update(slurm_rendezvous())
     backend = "nccl" if device.type == "cuda" else "gloo"
     kwargs = {"device_id": device} if device.type == "cuda" else {}
-    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timedelta(minutes=30), **kwargs)
+    timeout = timedelta(minutes=30)
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is not None and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        # torchrun keeps one store for all restarts: without a fresh key prefix per
+        # attempt, the restarted ranks read their dead predecessors' addresses.
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
+                              is_master=False, timeout=timeout)
+        kwargs["store"] = dist.PrefixStore(f"mixcut/attempt{restart}", store)
+    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout, **kwargs)
 
 
 def barrier() -> None:

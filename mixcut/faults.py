@@ -10,7 +10,8 @@ names faults, e.g. ``MIXCUT_FAULTS="kill@step=5,kill@save=2,nan@loss=3"``:
   kill@eval=N   SIGKILL during the N-th evaluation batch;
   nan@loss=N    make the N-th training loss NaN.
 
-Counts are per process and start at 1. The kill is a real SIGKILL, so the
+Counts are per process and start at 1. ``MIXCUT_FAULTS_RANK=R`` limits the
+faults to rank R; none fire after a torchrun elastic restart. The kill is a real SIGKILL, so the
 tests see exactly what a preempted or OOM-killed run leaves behind.
 """
 
@@ -32,7 +33,16 @@ def _parse(spec: str) -> dict[tuple[str, str], int]:
     return faults
 
 
-_FAULTS = _parse(os.environ.get("MIXCUT_FAULTS", ""))
+def _active() -> bool:
+    """Faults fire only in the first attempt of a job (not after an elastic
+    restart) and, with MIXCUT_FAULTS_RANK, only on that rank."""
+    rank = os.environ.get("MIXCUT_FAULTS_RANK")
+    if rank is not None and os.environ.get("RANK", "0") != rank:
+        return False
+    return os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+
+
+_FAULTS = _parse(os.environ.get("MIXCUT_FAULTS", "")) if _active() else {}
 _COUNTS: Counter = Counter()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import signal
 import time
@@ -194,6 +195,20 @@ class _SignalFlag:
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
 
+    def forward(self, is_main: bool) -> None:
+        """After our checkpoint: let SLURM put the job back in the queue on
+        SIGUSR1 (its time-limit/preemption warning). Under submitit, its own
+        handler requeues; under plain sbatch, rank 0 runs scontrol requeue."""
+        if self.received != "SIGUSR1":
+            return
+        previous = self._previous.get(getattr(signal, "SIGUSR1", None))
+        if callable(previous):
+            previous(signal.SIGUSR1, None)
+        elif is_main and "SLURM_JOB_ID" in os.environ:
+            import subprocess
+
+            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False)
+
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
@@ -230,6 +245,8 @@ class Run:
         self.ckpt_dir = run_dir / "checkpoints"
         if info.is_main:
             self._prepare_run_dir()
+        else:
+            log.setLevel(logging.WARNING)  # rank 0 reports for everyone
         if t.threads:
             torch.set_num_threads(t.threads)
         set_determinism(t.deterministic)
@@ -402,11 +419,16 @@ class Run:
         finally:
             self.logger.close()
 
+    STOP_CHECK_EVERY = 10  # steps between the ranks' agreement on a stop signal (one tiny all-reduce)
+
     def after_step(self, state: TrainState) -> bool:
         every = self.cfg.trainer.ckpt_every_steps
-        stop = D.all_reduce_max(int(self.signals.received is not None)) if self.info.enabled else int(self.signals.received is not None)
+        stop = self.signals.received is not None
+        if self.info.enabled:  # all ranks must stop at the same step, so they agree every few steps
+            stop = state.global_step % self.STOP_CHECK_EVERY == 0 and bool(D.all_reduce_max(int(stop)))
         if stop:
             self.save("last.pt")
+            self.signals.forward(is_main=self.info.is_main)
             return True
         if every and state.global_step % every == 0 and state.batch < len(self.data.train):
             self.save("last.pt")
@@ -429,6 +451,8 @@ class Run:
                 self.save("nonfinite_debug.pt")
                 raise NonFiniteLossError(f"{e} Saved {self.ckpt_dir / 'nonfinite_debug.pt'} for inspection.") from None
             bar.close()
+            stats["train_images"] *= self.info.world_size  # every rank trains the same number of images
+            stats["train_images_per_sec"] *= self.info.world_size
             self.train_images += stats["train_images"]
             self.train_seconds += stats["train_seconds"]
             if stats["stopped"]:
@@ -503,6 +527,8 @@ class Run:
             "train_images_per_sec": self.train_images / max(self.train_seconds, 1e-9),
             "wall_time_s": wall,
             "nonfinite_skipped": self.state.nonfinite_total,
+            "val_samples": final.get("val_n"),
+            "world_size": self.info.world_size,
             "run_dir": str(self.run_dir),
         })
         if "ema_val_top1" in final:
@@ -525,7 +551,7 @@ class Run:
         self.load(path, weights_only=True)
         final = self.validate()
         summary = {k: final.get(f"val_{k}") for k in METRIC_KEYS}
-        summary["checkpoint"] = str(path)
+        summary.update(checkpoint=str(path), val_samples=final.get("val_n"), world_size=self.info.world_size)
         if "ema_val_top1" in final:
             summary["ema"] = {k: final[f"ema_val_{k}"] for k in METRIC_KEYS}
         if self.info.is_main:
