@@ -55,7 +55,7 @@ def folder_batch(root: str, n: int, size: int) -> tuple[torch.Tensor, torch.Tens
         side = min(img.size)
         left, top = (img.width - side) // 2, (img.height - side) // 2
         img = img.crop((left, top, left + side, top + side)).resize((size, size))
-        images.append(torch.from_numpy(np.asarray(img)).permute(2, 0, 1))
+        images.append(torch.from_numpy(np.array(img)).permute(2, 0, 1))
     return torch.stack(images), labels[idx], classes
 
 

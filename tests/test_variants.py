@@ -188,6 +188,21 @@ def test_fmix_masks_binary_low_frequency_and_mean_is_lam():
     assert not torch.equal(masks[0], masks[1])
 
 
+def test_top_pixels_exact_count_and_near_exact_set():
+    from mixcut.mix.fmix import top_pixels
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(6, 5000, generator=g)
+    count = torch.tensor([0, 5000, 1, 2500, 4999, 1234])
+    keep = top_pixels(v, count, levels=256)
+    assert torch.equal(keep.sum(1), count)
+    step = (v.amax(1) - v.amin(1)) / 255
+    for i in range(2, 6):  # every kept value beats every dropped one, up to one quantization step
+        assert v[i][keep[i]].min() >= v[i][~keep[i]].max() - step[i]
+    ties = torch.zeros(2, 10)
+    assert torch.equal(top_pixels(ties, torch.tensor([3, 7])).sum(1), torch.tensor([3, 7]))
+
+
 def test_fmix_soft_mask_ramp_keeps_mean():
     n, h, w = 16, 16, 16
     mixer = FMix(max_soft=0.2, seed=0)
@@ -403,3 +418,32 @@ def test_cuda_no_host_sync(variant, mode):
         torch.cuda.set_sync_debug_mode(previous)
     assert r.x.is_cuda and r.target.is_cuda and r.lam.is_cuda and r.partner.is_cuda
     torch.testing.assert_close(r.target.sum(1), torch.ones(8, device="cuda"))
+
+
+# ---------------------------------------------------------------- the picture
+def test_visualize_script_writes_a_grid(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from _trainer_utils import make_image_folder
+    from PIL import Image
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "visualize_mix.py"
+    spec = importlib.util.spec_from_file_location("visualize_mix", path)
+    vis = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vis)
+    folder = make_image_folder(tmp_path / "data", classes=3, per_class=2, size=20)
+    out = vis.main(["--folder", str(folder), "--n", "4", "--size", "24", "--out", str(tmp_path / "grid.png")])
+    width, height = Image.open(out).size
+    assert width > 300 and height > 600  # 9 rows of 4 tiles
+    assert [name for _, name, _ in vis.ROWS] == [
+        "none",
+        "mixup",
+        "cutmix",
+        "deit",
+        "manifold_mixup",
+        "saliencymix",
+        "resizemix",
+        "fmix",
+        "cutout",
+    ]

@@ -35,14 +35,38 @@ def rank_pixels(values: Tensor) -> Tensor:
     return ranks.scatter_(1, order, positions)
 
 
+def top_pixels(values: Tensor, count: Tensor, levels: int = 1 << 12) -> Tensor:
+    """Boolean (k, N): exactly ``count`` (k,) of the largest values of each row.
+
+    A selection without a sort: values are quantized to ``levels`` steps of their
+    row's range (a monotone map), one histogram per row locates the step holding
+    the threshold, everything above it is kept and the rest of the count is
+    taken from that step in raster order. Only values within ``1 / levels`` of
+    the range of the threshold can trade places, so the mask differs from the
+    exact top-``count`` set by at most a few contour pixels, and the count is exact.
+    """
+    k, n = values.shape
+    lo = values.amin(dim=1, keepdim=True)
+    span = (values.amax(dim=1, keepdim=True) - lo).clamp_min(torch.finfo(values.dtype).tiny)
+    step = ((values - lo) * ((levels - 1) / span)).long().clamp_(0, levels - 1)
+    hist = torch.zeros(k, levels + 1, dtype=torch.long, device=values.device)
+    hist.scatter_add_(1, step, torch.ones((), dtype=torch.long, device=values.device).expand_as(step))
+    at_or_above = n - hist.cumsum(1) + hist  # [j]: values in steps >= j; [levels] = 0
+    count = count.view(-1, 1)
+    edge = (at_or_above[:, :levels] >= count).sum(1, keepdim=True) - 1  # last step reaching the count
+    above = at_or_above.gather(1, edge + 1)
+    band = step == edge
+    return (step > edge) | (band & (band.cumsum(1) <= count - above))
+
+
 class FMix(Mixer):
     """Keep the top-``lam`` share of a low-frequency noise image from the sample
     itself and take the rest from its partner.
 
     The noise is an inverse FFT of a random spectrum decaying as
     ``1 / f ** decay_power``; its ``round(lam * H * W)`` largest pixels (rounded
-    stochastically, so the expected kept share is ``lam``) keep the sample, the
-    others come from the partner. ``lam ~ Beta(alpha, alpha)``. One mask per
+    stochastically, so the expected kept share is ``lam``; chosen without a sort,
+    see `top_pixels`) keep the sample, the others come from the partner. ``lam ~ Beta(alpha, alpha)``. One mask per
     sample in ``elem`` mode, per pair in ``pair`` mode (both partners swap the
     same region), one for the batch in ``batch`` mode. The reported lambda is
     the mean of the mask actually used.
@@ -86,9 +110,10 @@ class FMix(Mixer):
     def threshold(self, noise: Tensor, lam: Tensor, num: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
         """Masks (k, H * W) keeping the ``num`` largest pixels of each noise image, and their means."""
         n_pix = height * width
-        ranks = rank_pixels(fourier_noise(noise, height, width, self.decay_power).flatten(1))
+        grey = fourier_noise(noise, height, width, self.decay_power).flatten(1)
         if self.max_soft == 0.0:
-            return ranks < num.view(-1, 1), num.float() / n_pix
+            return top_pixels(grey, num), num.float() / n_pix
+        ranks = rank_pixels(grey)
         soft = (torch.minimum(torch.minimum(lam, 1.0 - lam), torch.full_like(lam, self.max_soft)) * n_pix).floor().long()
         low, high = (num - soft).view(-1, 1), (num + soft).view(-1, 1)
         ramp = (high - 1 - ranks).float() / (high - low - 1).clamp_min(1).float()
