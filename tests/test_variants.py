@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
-from mixcut.mix import MIXERS, CutMix, Cutout, FMix, MixChoice, ResizeMix, SaliencyMix, create_mixer
+from mixcut.mix import MIXERS, CutMix, Cutout, FMix, Mixup, MixChoice, ResizeMix, SaliencyMix, create_mixer
 from mixcut.mix import functional as F
 from mixcut.mix.base import Draws
 from mixcut.mix.saliencymix import fine_grained_saliency, saliency_peaks
@@ -343,9 +343,22 @@ def test_cutout_prob_uint8_and_odd_size():
     assert counts.max() <= 9 and (counts == 9).any()  # an odd side is exact
 
 
-def test_cutout_is_not_a_choice_member():
-    with pytest.raises(ValueError, match="pixel-mixing"):
-        MixChoice([CutMix(), Cutout()])
+def test_cutout_inside_a_choice_keeps_labels_of_the_samples_it_picks():
+    from mixcut.mix import NoMix
+
+    n, h = 64, 12
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, h, h).contiguous() + 1
+    y = torch.arange(n) % 10
+    mixer = MixChoice([Mixup(1.0), Cutout(size=4, fill=0.0)], [0.5, 0.5], mode="elem", num_classes=10, seed=3)
+    r = mixer.mix(x, y)
+    zeros = (r.x == 0).flatten(1).any(1)  # only Cutout writes zeros (inputs are >= 1)
+    assert 10 < int(zeros.sum()) < 54
+    assert torch.all(r.lam[zeros] == 1)
+    torch.testing.assert_close(r.target[zeros], nnf.one_hot(y[zeros], 10).float())
+    kept = r.x[zeros] != 0
+    assert torch.equal(r.x[zeros][kept], x[zeros][kept])  # outside the square the image is untouched
+    with pytest.raises(ValueError, match="members must"):
+        MixChoice([CutMix(), NoMix()])
 
 
 # ------------------------------------------------------------------- configs

@@ -5,7 +5,7 @@ returns the mixed images and soft targets. The base class handles what every
 mixer needs the same way: argument checks, its own seeded generators, pairing,
 the ``prob`` gate, ``lam_clip``, label smoothing, target mixing and the
 save/restore of its random state. Subclasses only say how one lambda turns into
-mixed pixels (`_plan_each`, and optionally a faster `_apply_batch`).
+mixed pixels (`plan`, and optionally a faster `apply_batch`).
 
 Modes (as in timm):
   ``batch``  one lambda (and one box) for the whole batch, drawn on the host;
