@@ -64,11 +64,13 @@ def one_line(error) -> str:
         for ln in (x.strip() for x in str(error).splitlines()):
             if ln.startswith("Config search path"):
                 break
-            if ln and not ln.startswith(("full_key:", "object_type", "reference_type", "Set the environment", "To append to your config")):
+            if ln and not ln.startswith(
+                ("full_key:", "object_type", "reference_type", "Set the environment", "To append to your config")
+            ):
                 lines.append(ln)
         opts = next((i for i, ln in enumerate(lines) if ln.startswith("Available options")), None)
         if opts is not None:  # "Available options in 'mix':" followed by one option per line
-            lines = lines[:opts] + [f"{lines[opts]} {', '.join(lines[opts + 1:])}"]
+            lines = lines[:opts] + [f"{lines[opts]} {', '.join(lines[opts + 1 :])}"]
         if lines and "$VALUE" not in lines[0]:
             parts.append(" ".join(lines))
         error = error.__cause__ or error.__context__
@@ -97,7 +99,9 @@ def _check_writable(path: str) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise ConfigError(f"run directory {path} is not writable ({e.strerror} at {p}); choose another with hydra.run.dir=DIR.") from None
+        raise ConfigError(
+            f"run directory {path} is not writable ({e.strerror} at {p}); choose another with hydra.run.dir=DIR."
+        ) from None
 
 
 def preflight(argv: list[str], config_dir: str) -> None:
@@ -125,9 +129,9 @@ def preflight(argv: list[str], config_dir: str) -> None:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             cfg = compose("train", overrides=overrides)
         validate(cfg)
+        from .distributed import env_info
         from .models import check_model_name
         from .train import build_mixer, resolve_amp, resolve_device
-        from .distributed import env_info
 
         check_model_name(cfg.model.name)
         build_mixer(cfg, cfg.data.num_classes, 0)

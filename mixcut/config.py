@@ -9,7 +9,7 @@ then checks ranges and combinations, before any data is read, and raises
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -26,9 +26,9 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     name: str = "digits"  # digits | cifar10 | cifar100 | imagenet | folder | synthetic
-    root: Optional[str] = None
+    root: str | None = None
     img_size: int = 32
-    num_classes: Optional[int] = None  # from the data set unless set
+    num_classes: int | None = None  # from the data set unless set
     val_fraction: float = 0.1  # held out from train/ when there is no val/ folder
     split_seed: int = 0  # fixes which images form that split, independent of trainer.seed
     download: bool = False
@@ -37,11 +37,11 @@ class DataConfig:
     persistent_workers: bool = True
     prefetch_factor: int = 2
     cache: str = "auto"  # auto | none | device
-    cache_dir: Optional[str] = None
+    cache_dir: str | None = None
     on_bad_image: str = "skip"  # skip | error
     repeated_aug: int = 0  # repeated-augmentation factor (DeiT uses 3); 0 or 1 = off
-    mean: List[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: List[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     train_size: int = 1024  # synthetic only
     val_size: int = 256  # synthetic only
 
@@ -51,15 +51,15 @@ class ModelConfig:
     name: str = "resnet18"
     pretrained: bool = False
     drop_rate: float = 0.0
-    drop_path_rate: Optional[float] = None
-    kwargs: Dict[str, Any] = field(default_factory=dict)
+    drop_path_rate: float | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class LossConfig:
     name: str = "ce"  # ce (soft-target cross entropy) | bce
     label_smoothing: float = 0.1
-    bce_target_thresh: Optional[float] = None  # bce: binarize targets above this
+    bce_target_thresh: float | None = None  # bce: binarize targets above this
 
 
 @dataclass
@@ -68,10 +68,10 @@ class OptimConfig:
     lr: float = 0.1
     weight_decay: float = 5e-4
     momentum: float = 0.9
-    betas: Optional[List[float]] = None
-    eps: Optional[float] = None
-    lr_scale_batch: Optional[int] = None  # lr * global_batch / lr_scale_batch (DeiT: 512)
-    layer_decay: Optional[float] = None
+    betas: list[float] | None = None
+    eps: float | None = None
+    lr_scale_batch: int | None = None  # lr * global_batch / lr_scale_batch (DeiT: 512)
+    layer_decay: float | None = None
     filter_bias_and_bn: bool = True
 
 
@@ -82,7 +82,7 @@ class SchedConfig:
     warmup_lr: float = 1e-5
     min_lr: float = 0.0
     decay_epochs: float = 30.0  # step
-    decay_milestones: List[int] = field(default_factory=lambda: [30, 60])  # multistep
+    decay_milestones: list[int] = field(default_factory=lambda: [30, 60])  # multistep
     decay_rate: float = 0.1
     step_on_epochs: bool = False  # False: update the lr every optimizer step
 
@@ -93,11 +93,11 @@ class AugConfig:
     train_crop: str = "pad"  # pad (pad-and-random-crop) | rrc (random resized crop) | none
     padding: int = 4
     padding_mode: str = "constant"  # constant | reflect
-    scale: List[float] = field(default_factory=lambda: [0.08, 1.0])
-    ratio: List[float] = field(default_factory=lambda: [0.75, 1.3333333])
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333333])
     hflip: float = 0.5
-    color_jitter: Optional[float] = None
-    auto_augment: Optional[str] = None  # timm string, e.g. rand-m9-mstd0.5-inc1
+    color_jitter: float | None = None
+    auto_augment: str | None = None  # timm string, e.g. rand-m9-mstd0.5-inc1
     re_prob: float = 0.0  # random erasing, applied on the device
     re_mode: str = "pixel"
     re_count: int = 1
@@ -116,25 +116,25 @@ class TrainerConfig:
     compile: bool = False
     channels_last: bool = False
     grad_accum_steps: int = 1
-    clip_grad: Optional[float] = None
+    clip_grad: float | None = None
     clip_mode: str = "norm"  # norm | value
     ema: bool = False
     ema_decay: float = 0.9998
     ema_warmup: bool = False
     eval_every: int = 1
-    resume: Optional[str] = None  # auto | PATH
+    resume: str | None = None  # auto | PATH
     eval_only: bool = False
-    stop_after_epoch: Optional[int] = None  # end this invocation after that epoch (checkpoint kept; resume later)
+    stop_after_epoch: int | None = None  # end this invocation after that epoch (checkpoint kept; resume later)
     log_every: int = 20
     ckpt_every_steps: int = 0
     save_best: bool = True
     on_nonfinite: str = "skip"  # skip | abort
     max_nonfinite: int = 10  # consecutive skipped steps before giving up
     sync_bn: bool = False
-    threads: Optional[int] = None
+    threads: int | None = None
     progress: bool = True
-    limit_train_batches: Optional[int] = None
-    limit_val_batches: Optional[int] = None
+    limit_train_batches: int | None = None
+    limit_val_batches: int | None = None
 
 
 @dataclass
@@ -144,9 +144,9 @@ class LoggerConfig:
     wandb: bool = False
     mode: str = "offline"  # wandb: offline | online | disabled
     project: str = "mixcut"
-    entity: Optional[str] = None
-    run_name: Optional[str] = None
-    tags: List[str] = field(default_factory=list)
+    entity: str | None = None
+    run_name: str | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class TrainConfig:
     aug: AugConfig = field(default_factory=AugConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    paper: Dict[str, Any] = field(default_factory=dict)  # what an experiment should reproduce
+    paper: dict[str, Any] = field(default_factory=dict)  # what an experiment should reproduce
 
 
 def register_configs() -> None:
@@ -229,12 +229,18 @@ def validate(cfg: DictConfig) -> None:
     _choice(d.on_bad_image, "data.on_bad_image", ("skip", "error"))
     _check(d.repeated_aug >= 0, f"data.repeated_aug must be >= 0; got {d.repeated_aug}.")
     _check(len(d.mean) == len(d.std) and all(v > 0 for v in d.std), "data.mean and data.std need one positive std per mean.")
-    _check(d.name not in ("folder", "imagenet") or d.root, f"data={d.name} needs data.root=DIR (DIR/train/<class>/*.jpg, optional DIR/val/).")
+    _check(
+        d.name not in ("folder", "imagenet") or d.root,
+        f"data={d.name} needs data.root=DIR (DIR/train/<class>/*.jpg, optional DIR/val/).",
+    )
 
     _check(t.epochs >= 1, f"trainer.epochs must be >= 1; got {t.epochs}.")
     _check(t.batch_size >= 1, f"trainer.batch_size must be >= 1; got {t.batch_size}.")
     _check(t.grad_accum_steps >= 1, f"trainer.grad_accum_steps must be >= 1; got {t.grad_accum_steps}.")
-    _check(t.device in ("auto", "cpu", "cuda") or str(t.device).startswith("cuda:"), f"trainer.device must be auto, cpu, cuda or cuda:N; got {t.device!r}.")
+    _check(
+        t.device in ("auto", "cpu", "cuda") or str(t.device).startswith("cuda:"),
+        f"trainer.device must be auto, cpu, cuda or cuda:N; got {t.device!r}.",
+    )
     _choice(t.amp, "trainer.amp", ("auto", "none", "bf16", "fp16"))
     _check(t.clip_grad is None or t.clip_grad > 0, f"trainer.clip_grad must be > 0 (or null); got {t.clip_grad}.")
     _choice(t.clip_mode, "trainer.clip_mode", ("norm", "value"))
@@ -245,7 +251,9 @@ def validate(cfg: DictConfig) -> None:
     _choice(t.on_nonfinite, "trainer.on_nonfinite", ("skip", "abort"))
     _check(t.max_nonfinite >= 1, f"trainer.max_nonfinite must be >= 1; got {t.max_nonfinite}.")
     _check(t.threads is None or t.threads >= 1, f"trainer.threads must be >= 1; got {t.threads}.")
-    _check(t.stop_after_epoch is None or t.stop_after_epoch >= 1, f"trainer.stop_after_epoch must be >= 1; got {t.stop_after_epoch}.")
+    _check(
+        t.stop_after_epoch is None or t.stop_after_epoch >= 1, f"trainer.stop_after_epoch must be >= 1; got {t.stop_after_epoch}."
+    )
     _check(not t.eval_only or t.resume, "trainer.eval_only=true needs a checkpoint: add trainer.resume=PATH (or auto).")
     for key in ("limit_train_batches", "limit_val_batches"):
         v = t[key]
@@ -260,7 +268,10 @@ def validate(cfg: DictConfig) -> None:
     _check_optimizer_name(o.name)
     _choice(s.name, "sched.name", SCHEDULERS)
     _check(s.warmup_epochs >= 0, f"sched.warmup_epochs must be >= 0; got {s.warmup_epochs}.")
-    _check(s.warmup_epochs < t.epochs or s.warmup_epochs == 0, f"sched.warmup_epochs ({s.warmup_epochs}) must be shorter than trainer.epochs ({t.epochs}).")
+    _check(
+        s.warmup_epochs < t.epochs or s.warmup_epochs == 0,
+        f"sched.warmup_epochs ({s.warmup_epochs}) must be shorter than trainer.epochs ({t.epochs}).",
+    )
     _check(s.min_lr >= 0 and s.warmup_lr >= 0, "sched.min_lr and sched.warmup_lr must be >= 0.")
     _check(s.decay_epochs > 0, f"sched.decay_epochs must be > 0; got {s.decay_epochs}.")
     _check(0 < s.decay_rate <= 1, f"sched.decay_rate must be in (0, 1]; got {s.decay_rate}.")
@@ -271,8 +282,13 @@ def validate(cfg: DictConfig) -> None:
     _prob(a.hflip, "aug.hflip")
     _prob(a.re_prob, "aug.re_prob")
     _check(0 < a.crop_pct <= 1, f"aug.crop_pct must be in (0, 1]; got {a.crop_pct}.")
-    _check(len(a.scale) == 2 and 0 < a.scale[0] <= a.scale[1] <= 1, f"aug.scale must be (lo, hi) with 0 < lo <= hi <= 1; got {list(a.scale)}.")
-    _check(len(a.ratio) == 2 and 0 < a.ratio[0] <= a.ratio[1], f"aug.ratio must be (lo, hi) with 0 < lo <= hi; got {list(a.ratio)}.")
+    _check(
+        len(a.scale) == 2 and 0 < a.scale[0] <= a.scale[1] <= 1,
+        f"aug.scale must be (lo, hi) with 0 < lo <= hi <= 1; got {list(a.scale)}.",
+    )
+    _check(
+        len(a.ratio) == 2 and 0 < a.ratio[0] <= a.ratio[1], f"aug.ratio must be (lo, hi) with 0 < lo <= hi; got {list(a.ratio)}."
+    )
 
     _check_auto_augment(a)
     _choice(loss.name, "loss.name", ("ce", "bce"))

@@ -9,7 +9,7 @@ builders in `mixcut.mix.factory.MIXERS`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 
 @dataclass
@@ -20,8 +20,8 @@ class MixBase:
     prob: float = 1.0
     mode: str = "batch"  # batch | pair | elem
     pairing: str = "perm"  # perm | flip
-    lam_clip: Optional[List[float]] = None
-    off_epoch: Optional[int] = None
+    lam_clip: list[float] | None = None
+    off_epoch: int | None = None
 
 
 @dataclass
@@ -34,7 +34,7 @@ class MixupSchema(MixBase):
 class CutMixSchema(MixBase):
     name: str = "cutmix"
     alpha: float = 1.0
-    minmax: Optional[List[float]] = None
+    minmax: list[float] | None = None
     correct_lam: bool = True
 
 
@@ -44,7 +44,7 @@ class DeitSchema(MixBase):
     mixup_alpha: float = 0.8
     cutmix_alpha: float = 1.0
     switch_prob: float = 0.5
-    minmax: Optional[List[float]] = None
+    minmax: list[float] | None = None
     correct_lam: bool = True
 
 
@@ -52,7 +52,7 @@ class DeitSchema(MixBase):
 class ManifoldMixupSchema(MixBase):
     name: str = "manifold_mixup"
     alpha: float = 2.0
-    layers: Optional[List[str]] = None  # module names; None: the input and the first stages
+    layers: list[str] | None = None  # module names; None: the input and the first stages
 
 
 @dataclass
@@ -65,7 +65,7 @@ class SaliencyMixSchema(MixBase):
 @dataclass
 class ResizeMixSchema(MixBase):
     name: str = "resizemix"
-    scale: List[float] = field(default_factory=lambda: [0.1, 0.8])  # tau range, share of the side
+    scale: list[float] = field(default_factory=lambda: [0.1, 0.8])  # tau range, share of the side
 
 
 @dataclass
@@ -89,11 +89,11 @@ class ChoiceSchema(MixBase):
     options (alpha, ...); ``probs`` are their probabilities (uniform if null)."""
 
     name: str = "choice"
-    mixers: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-    probs: Optional[List[float]] = None
+    mixers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probs: list[float] | None = None
 
 
-MIX_SCHEMAS: Dict[str, type] = {
+MIX_SCHEMAS: dict[str, type] = {
     "none": MixBase,
     "mixup": MixupSchema,
     "cutmix": CutMixSchema,

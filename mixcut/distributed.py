@@ -95,8 +95,9 @@ def init_process_group(info: DistInfo, device: torch.device) -> None:
     if restart is not None and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
         # torchrun keeps one store for all restarts: without a fresh key prefix per
         # attempt, the restarted ranks read their dead predecessors' addresses.
-        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
-                              is_master=False, timeout=timeout)
+        store = dist.TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size, is_master=False, timeout=timeout
+        )
         kwargs["store"] = dist.PrefixStore(f"mixcut/attempt{restart}", store)
     dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout, **kwargs)
 

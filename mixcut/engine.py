@@ -1,9 +1,9 @@
 """One training epoch and one evaluation pass: the only place that knows the step order.
 
-    batch -> mix (on the device) -> forward under autocast -> soft-target loss
-          -> backward (scaled for fp16) -> [every grad_accum_steps batches:
-             unscale, clip, non-finite check, optimizer step, EMA update,
-             per-step lr update]
+batch -> mix (on the device) -> forward under autocast -> soft-target loss
+      -> backward (scaled for fp16) -> [every grad_accum_steps batches:
+         unscale, clip, non-finite check, optimizer step, EMA update,
+         per-step lr update]
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def _optimizer_step(parts: StepParts, state: TrainState, loss_value: torch.Tenso
         state.nonfinite_total += 1
         state.nonfinite_streak += 1
         if parts.on_nonfinite == "abort":
-            raise NonFiniteLossError(f"non-finite loss ({loss_value.item()}) at step {state.global_step + 1} (epoch {state.epoch + 1}).")
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss_value.item()}) at step {state.global_step + 1} (epoch {state.epoch + 1})."
+            )
         if state.nonfinite_streak >= parts.max_nonfinite:
             raise NonFiniteLossError(
                 f"{state.nonfinite_streak} non-finite losses in a row up to step {state.global_step + 1}; "

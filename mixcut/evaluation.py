@@ -152,8 +152,9 @@ def evaluate_checkpoint(
         for i, name in enumerate(names):
             table[name] = {}
             for severity in severities:
-                stream = CorruptedBatches(data.val, name, severity, cfg.data.mean, cfg.data.std,
-                                          seed=seed * 1000 + i * 10 + severity, device=device)
+                stream = CorruptedBatches(
+                    data.val, name, severity, cfg.data.mean, cfg.data.std, seed=seed * 1000 + i * 10 + severity, device=device
+                )
                 m = evaluate(model, stream, num_classes, device, amp_dtype)
                 table[name][str(severity)] = {k: m[k] for k in ("top1", "nll", "ece")}
                 log.info("corruption %-17s severity %d: top1 %.2f", name, severity, m["top1"])
@@ -186,7 +187,10 @@ def format_result(result: dict) -> str:
         sev = list(next(iter(result["corruptions"].values())))
         lines.append(f"{'corruption':<18}" + "".join(f"{'s' + s:>8}" for s in sev) + f"{'mean':>8}")
         for name, row in result["corruptions"].items():
-            lines.append(f"{name:<18}" + "".join(f"{row[s]['top1']:>8.2f}" for s in sev)
-                         + f"{result['corruption_top1_by_name'][name]:>8.2f}")
+            lines.append(
+                f"{name:<18}"
+                + "".join(f"{row[s]['top1']:>8.2f}" for s in sev)
+                + f"{result['corruption_top1_by_name'][name]:>8.2f}"
+            )
     lines.append(f"written: {result['json']} and {result['reliability_png']}")
     return "\n".join(lines)

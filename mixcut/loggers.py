@@ -35,7 +35,9 @@ def _storage_errors(func):
         try:
             return func(path, *args, **kwargs)
         except OSError as e:
-            raise StorageError(f"could not write {path} ({e.strerror or e}); free space or make the run directory writable.") from e
+            raise StorageError(
+                f"could not write {path} ({e.strerror or e}); free space or make the run directory writable."
+            ) from e
 
     return wrapper
 

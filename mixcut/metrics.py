@@ -63,13 +63,15 @@ class ClassificationMeter:
         nll = -logp.gather(1, target.view(-1, 1)).squeeze(1)
         brier = (prob.square().sum(1) - 2 * prob.gather(1, target.view(-1, 1)).squeeze(1) + 1.0).clamp_min(0)
         k5 = min(5, self.num_classes)
-        batch = torch.stack([
-            torch.tensor(float(target.shape[0]), device=logits.device),
-            topk_correct(logits, target, 1).sum(),
-            topk_correct(logits, target, k5).sum(),
-            nll.sum(),
-            brier.sum(),
-        ]).double()
+        batch = torch.stack(
+            [
+                torch.tensor(float(target.shape[0]), device=logits.device),
+                topk_correct(logits, target, 1).sum(),
+                topk_correct(logits, target, k5).sum(),
+                nll.sum(),
+                brier.sum(),
+            ]
+        ).double()
         self.sums += batch
         conf, pred = prob.max(1)
         self.bins += calibration_bins(conf, (pred == target).float(), self.n_bins)

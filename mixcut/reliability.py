@@ -44,18 +44,42 @@ def plot_reliability(rel: dict, path: str | Path, title: str | None = None, dpi:
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw=dict(height_ratios=[3, 1]))
     top.plot([0, 1], [0, 1], linestyle="--", color="0.4", linewidth=1, label="perfect calibration")
-    top.bar([left[i] for i in used], [acc[i] for i in used], width=[width[i] for i in used], align="edge",
-            color="#4C72B0", edgecolor="white", linewidth=0.8, label="accuracy")
+    top.bar(
+        [left[i] for i in used],
+        [acc[i] for i in used],
+        width=[width[i] for i in used],
+        align="edge",
+        color="#4C72B0",
+        edgecolor="white",
+        linewidth=0.8,
+        label="accuracy",
+    )
     # the gap between each bar and its bin's mean confidence, hatched (above the bar: over-confident)
-    top.bar([left[i] for i in used], [abs(conf[i] - acc[i]) for i in used], bottom=[min(acc[i], conf[i]) for i in used],
-            width=[width[i] for i in used], align="edge", facecolor="none", edgecolor="#C44E52", hatch="///",
-            linewidth=0.6, label="gap to mean confidence")
+    top.bar(
+        [left[i] for i in used],
+        [abs(conf[i] - acc[i]) for i in used],
+        bottom=[min(acc[i], conf[i]) for i in used],
+        width=[width[i] for i in used],
+        align="edge",
+        facecolor="none",
+        edgecolor="#C44E52",
+        hatch="///",
+        linewidth=0.6,
+        label="gap to mean confidence",
+    )
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
     top.legend(loc="upper left", fontsize=8, frameon=False)
-    top.text(0.97, 0.04, f"ECE {ece_from_reliability(rel):.2f}%\nn = {int(total)}", transform=top.transAxes,
-             ha="right", va="bottom", fontsize=9)
+    top.text(
+        0.97,
+        0.04,
+        f"ECE {ece_from_reliability(rel):.2f}%\nn = {int(total)}",
+        transform=top.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=9,
+    )
     if title:
         top.set_title(title, fontsize=10)
 

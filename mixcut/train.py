@@ -24,7 +24,7 @@ from .checkpoint import CheckpointError, StorageError, atomic_save, capture_rng,
 from .config import ConfigError, to_container, validate
 from .data import build_data, load_source
 from .data.sampling import mix_seed
-from .engine import NonFiniteLossError, StepParts, TrainState, _unwrap, evaluate, train_one_epoch
+from .engine import NonFiniteLossError, StepParts, TrainState, evaluate, train_one_epoch
 from .loggers import NullLogger, RunLogger, truncate_jsonl, write_json_atomic
 from .losses import create_loss
 from .mix import Mixer, create_mixer
@@ -64,7 +64,9 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if cpu_has_fast_bf16() else None
     if amp == "fp16" and device.type != "cuda":
-        raise ConfigError("trainer.amp=fp16 needs a CUDA device (its gradient scaler is CUDA-only); on CPU use trainer.amp=bf16 or none.")
+        raise ConfigError(
+            "trainer.amp=fp16 needs a CUDA device (its gradient scaler is CUDA-only); on CPU use trainer.amp=bf16 or none."
+        )
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
@@ -114,11 +116,19 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, world_size: int):
         extra["eps"] = o.eps
     try:
         return create_optimizer_v2(
-            model, opt=o.name, lr=lr, weight_decay=o.weight_decay, momentum=o.momentum,
-            filter_bias_and_bn=o.filter_bias_and_bn, layer_decay=o.layer_decay, **extra,
+            model,
+            opt=o.name,
+            lr=lr,
+            weight_decay=o.weight_decay,
+            momentum=o.momentum,
+            filter_bias_and_bn=o.filter_bias_and_bn,
+            layer_decay=o.layer_decay,
+            **extra,
         )
     except (AssertionError, ValueError, TypeError) as e:
-        raise ConfigError(f"optim.name={o.name!r} cannot be built ({e}); use a timm optimizer name such as sgd, momentum, adamw, lamb.") from e
+        raise ConfigError(
+            f"optim.name={o.name!r} cannot be built ({e}); use a timm optimizer name such as sgd, momentum, adamw, lamb."
+        ) from e
 
 
 def build_scheduler(cfg: DictConfig, optimizer, updates_per_epoch: int):
@@ -128,9 +138,17 @@ def build_scheduler(cfg: DictConfig, optimizer, updates_per_epoch: int):
     if s.name == "const":
         return None
     scheduler, _ = create_scheduler_v2(
-        optimizer, sched=s.name, num_epochs=cfg.trainer.epochs, decay_epochs=s.decay_epochs,
-        decay_milestones=list(s.decay_milestones), decay_rate=s.decay_rate, min_lr=s.min_lr, warmup_lr=s.warmup_lr,
-        warmup_epochs=s.warmup_epochs, step_on_epochs=s.step_on_epochs, updates_per_epoch=updates_per_epoch,
+        optimizer,
+        sched=s.name,
+        num_epochs=cfg.trainer.epochs,
+        decay_epochs=s.decay_epochs,
+        decay_milestones=list(s.decay_milestones),
+        decay_rate=s.decay_rate,
+        min_lr=s.min_lr,
+        warmup_lr=s.warmup_lr,
+        warmup_epochs=s.warmup_epochs,
+        step_on_epochs=s.step_on_epochs,
+        updates_per_epoch=updates_per_epoch,
     )
     return scheduler
 
@@ -285,9 +303,20 @@ class Run:
         if t.compile:
             wrapped = torch.compile(wrapped)
         self.parts = StepParts(
-            model=wrapped, optimizer=optimizer, loss_fn=create_loss(cfg.loss).to(device), mixer=self.mixer, device=device,
-            amp_dtype=amp_dtype, scaler=scaler, scheduler=scheduler, ema=ema, grad_accum_steps=t.grad_accum_steps,
-            clip_grad=t.clip_grad, clip_mode=t.clip_mode, on_nonfinite=t.on_nonfinite, max_nonfinite=t.max_nonfinite,
+            model=wrapped,
+            optimizer=optimizer,
+            loss_fn=create_loss(cfg.loss).to(device),
+            mixer=self.mixer,
+            device=device,
+            amp_dtype=amp_dtype,
+            scaler=scaler,
+            scheduler=scheduler,
+            ema=ema,
+            grad_accum_steps=t.grad_accum_steps,
+            clip_grad=t.clip_grad,
+            clip_mode=t.clip_mode,
+            on_nonfinite=t.on_nonfinite,
+            max_nonfinite=t.max_nonfinite,
         )
         self.state = TrainState()
         self.wall_before = 0.0  # wall time of earlier segments of a resumed run
@@ -306,7 +335,9 @@ class Run:
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
-            raise ConfigError(f"run directory {self.run_dir} is not writable ({e.strerror}); choose another with hydra.run.dir=DIR.") from e
+            raise ConfigError(
+                f"run directory {self.run_dir} is not writable ({e.strerror}); choose another with hydra.run.dir=DIR."
+            ) from e
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
 
     def describe(self) -> str:
@@ -398,7 +429,13 @@ class Run:
         path = self.resume_path()
         if path is not None:
             self.load(path)
-            log.info("resumed from %s at epoch %d, batch %d (step %d)", path, self.state.epoch + 1, self.state.batch, self.state.global_step)
+            log.info(
+                "resumed from %s at epoch %d, batch %d (step %d)",
+                path,
+                self.state.epoch + 1,
+                self.state.batch,
+                self.state.global_step,
+            )
         elif self.cfg.trainer.resume == "auto":
             log.info("trainer.resume=auto: no checkpoint in %s yet, starting fresh", self.ckpt_dir)
         if self.info.is_main:
@@ -409,8 +446,12 @@ class Run:
             with self.signals:
                 finished = self.fit()
             if not finished:
-                log.info("stopped after epoch %d as asked (trainer.stop_after_epoch); resume with trainer.resume=auto "
-                         "hydra.run.dir=%s", self.state.epoch, self.run_dir)
+                log.info(
+                    "stopped after epoch %d as asked (trainer.stop_after_epoch); resume with trainer.resume=auto "
+                    "hydra.run.dir=%s",
+                    self.state.epoch,
+                    self.run_dir,
+                )
                 return {"finished": False, "epochs": self.state.epoch, "run_dir": str(self.run_dir)}
             return self.finish()
         except StopRequested as e:
@@ -442,10 +483,18 @@ class Run:
         for epoch in range(state.epoch, t.epochs):
             state.epoch = epoch
             self.mixer.set_epoch(epoch)
-            bar = tqdm(total=len(self.data.train), initial=state.batch, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
-                       disable=None if (t.progress and self.info.is_main) else True, dynamic_ncols=True)  # None: off when not a TTY
+            bar = tqdm(
+                total=len(self.data.train),
+                initial=state.batch,
+                desc=f"epoch {epoch + 1}/{t.epochs}",
+                leave=False,
+                disable=None if (t.progress and self.info.is_main) else True,
+                dynamic_ncols=True,
+            )  # None: off when not a TTY
             try:
-                stats = train_one_epoch(self.parts, state, self.data.train, progress=bar, after_step=self.after_step, log_every=t.log_every)
+                stats = train_one_epoch(
+                    self.parts, state, self.data.train, progress=bar, after_step=self.after_step, log_every=t.log_every
+                )
             except NonFiniteLossError as e:
                 bar.close()
                 self.save("nonfinite_debug.pt")
@@ -457,7 +506,8 @@ class Run:
             self.train_seconds += stats["train_seconds"]
             if stats["stopped"]:
                 raise StopRequested(
-                    f"received {self.signals.received}: saved {self.ckpt_dir / 'last.pt'} at epoch {epoch + 1}, batch {state.batch}. "
+                    f"received {self.signals.received}: saved {self.ckpt_dir / 'last.pt'} "
+                    f"at epoch {epoch + 1}, batch {state.batch}. "
                     f"Resume with: python train.py <same overrides> hydra.run.dir={self.run_dir} trainer.resume=auto"
                 )
             state.epoch, state.batch = epoch + 1, 0
@@ -510,7 +560,10 @@ class Run:
     def epoch_line(self, r: dict) -> str:
         line = f"epoch {r['epoch']:>3}/{self.cfg.trainer.epochs}  loss {r['train_loss']:.4f}  lr {r['lr']:.2e}"
         if "val_top1" in r:
-            line += f"  val top1 {r['val_top1']:.2f}  top5 {r['val_top5']:.2f}  nll {r['val_nll']:.3f}  ece {r['val_ece']:.2f}  brier {r['val_brier']:.3f}"
+            line += (
+                f"  val top1 {r['val_top1']:.2f}  top5 {r['val_top5']:.2f}  nll {r['val_nll']:.3f}"
+                f"  ece {r['val_ece']:.2f}  brier {r['val_brier']:.3f}"
+            )
         if "ema_val_top1" in r:
             line += f"  | ema top1 {r['ema_val_top1']:.2f}"
         return line + f"  | {r['train_images_per_sec']:.0f} img/s  {r['train_seconds']:.1f}s"
@@ -519,18 +572,20 @@ class Run:
         wall = self.wall_before + (time.time() - self.t0)
         final = self.validate()
         summary = {k: final.get(f"val_{k}") for k in METRIC_KEYS}
-        summary.update({
-            "finished": True,
-            "best": self.state.best,
-            "epochs": self.state.epoch,
-            "global_step": self.state.global_step,
-            "train_images_per_sec": self.train_images / max(self.train_seconds, 1e-9),
-            "wall_time_s": wall,
-            "nonfinite_skipped": self.state.nonfinite_total,
-            "val_samples": final.get("val_n"),
-            "world_size": self.info.world_size,
-            "run_dir": str(self.run_dir),
-        })
+        summary.update(
+            {
+                "finished": True,
+                "best": self.state.best,
+                "epochs": self.state.epoch,
+                "global_step": self.state.global_step,
+                "train_images_per_sec": self.train_images / max(self.train_seconds, 1e-9),
+                "wall_time_s": wall,
+                "nonfinite_skipped": self.state.nonfinite_total,
+                "val_samples": final.get("val_n"),
+                "world_size": self.info.world_size,
+                "run_dir": str(self.run_dir),
+            }
+        )
         if "ema_val_top1" in final:
             summary["ema"] = {k: final[f"ema_val_{k}"] for k in METRIC_KEYS}
         if self.info.is_main:
@@ -539,9 +594,14 @@ class Run:
             rows = {"model": {k: summary[k] for k in METRIC_KEYS if summary[k] is not None}}
             if "ema" in summary:
                 rows["ema"] = summary["ema"]
-            log.info("\nfinal validation metrics (top1/top5/ece in %%, nll in nats)\n%s\n"
-                     "train %.0f img/s, wall time %.1fs\nrun directory: %s",
-                     format_table(rows), summary["train_images_per_sec"], wall, self.run_dir)
+            log.info(
+                "\nfinal validation metrics (top1/top5/ece in %%, nll in nats)\n%s\n"
+                "train %.0f img/s, wall time %.1fs\nrun directory: %s",
+                format_table(rows),
+                summary["train_images_per_sec"],
+                wall,
+                self.run_dir,
+            )
         return summary
 
     def evaluate_only(self) -> dict:

@@ -28,8 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides of the saved config")
     p.add_argument("--out", default=None, help="output directory (default: the run directory's eval/)")
     p.add_argument("--corruptions", action="store_true", help="also measure top-1 under common corruptions")
-    p.add_argument("--corruption-names", default=None,
-                   help=f"comma-separated subset of: {', '.join(CORRUPTIONS)} (default: all)")
+    p.add_argument("--corruption-names", default=None, help=f"comma-separated subset of: {', '.join(CORRUPTIONS)} (default: all)")
     p.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="comma-separated severities (default 1-5)")
     p.add_argument("--ema", action="store_true", help="evaluate the EMA weights instead of the model's")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption noise (default 0)")
@@ -41,9 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         result = evaluate_checkpoint(
-            args.checkpoint, args.overrides, out_dir=args.out, corruptions=args.corruptions,
+            args.checkpoint,
+            args.overrides,
+            out_dir=args.out,
+            corruptions=args.corruptions,
             corruption_names=args.corruption_names.split(",") if args.corruption_names else None,
-            severities=[int(s) for s in args.severities.split(",")], use_ema=args.ema, seed=args.seed,
+            severities=[int(s) for s in args.severities.split(",")],
+            use_ema=args.ema,
+            seed=args.seed,
         )
     except (ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -111,8 +111,11 @@ def chart(rows: list[dict], path: str | Path, title: str | None = None) -> Path:
 
     groups = group(rows)
     methods = list(groups)
-    panels = [("top1", "top-1 accuracy (%)"), ("ece", "ECE (%) - lower is better"),
-              ("corruption_top1", "mean corruption top-1 (%)")]
+    panels = [
+        ("top1", "top-1 accuracy (%)"),
+        ("ece", "ECE (%) - lower is better"),
+        ("corruption_top1", "mean corruption top-1 (%)"),
+    ]
     fig = Figure(figsize=(3 * max(3.0, 0.42 * len(methods)), 3.8))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
@@ -120,8 +123,15 @@ def chart(rows: list[dict], path: str | Path, title: str | None = None) -> Path:
     for ax, (key, name) in zip(axes, panels):
         stats = [mean_std([r[key] for r in groups[m]]) for m in methods]
         if all(mu is None for mu, _ in stats):
-            ax.text(0.5, 0.5, "no data\n(run scripts/evaluate.py --corruptions)" if key == "corruption_top1" else "no data",
-                    ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            ax.text(
+                0.5,
+                0.5,
+                "no data\n(run scripts/evaluate.py --corruptions)" if key == "corruption_top1" else "no data",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=8,
+            )
         else:
             heights = [mu if mu is not None else 0.0 for mu, _ in stats]
             errs = [sd if sd is not None else 0.0 for _, sd in stats]

@@ -42,7 +42,9 @@ def compose(overrides: list[str]):
         return hydra_compose("train", overrides=list(overrides))
 
 
-def make_image_folder(root: Path, classes: int = 3, per_class: int = 10, size: int = 16, val_per_class: int = 0, seed: int = 0) -> Path:
+def make_image_folder(
+    root: Path, classes: int = 3, per_class: int = 10, size: int = 16, val_per_class: int = 0, seed: int = 0
+) -> Path:
     """A small ImageNet-style folder of learnable images (class = dominant colour)."""
     rng = np.random.default_rng(seed)
     colours = rng.integers(30, 225, size=(classes, 3))
@@ -61,5 +63,6 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = N
     """Run ``python train.py ARGS`` in ``cwd`` and capture its output."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", WANDB_MODE="offline", WANDB_SILENT="true")
     full_env.update(env or {})
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+    )

@@ -11,7 +11,10 @@ from mixcut.train import run
 CASES = {
     "unknown model": (["model.name=resnet19"], "unknown model 'resnet19'.*Did you mean.*resnet18"),
     "missing data dir": (["data=folder", "data.root=/no/such/dir"], "does not exist; expected ROOT/train/<class>"),
-    "cifar not downloaded": (["data=cifar10", "data.root=/tmp/mixcut-no-cifar", "data.download=false"], "cifar10 not found under .*cifar-10-batches-py"),
+    "cifar not downloaded": (
+        ["data=cifar10", "data.root=/tmp/mixcut-no-cifar", "data.download=false"],
+        "cifar10 not found under .*cifar-10-batches-py",
+    ),
     "zero lr": (["optim.lr=0"], "optim.lr must be > 0"),
     "negative lr": (["optim.lr=-0.1"], "optim.lr must be > 0"),
     "batch size": (["trainer.batch_size=0"], "trainer.batch_size must be >= 1"),

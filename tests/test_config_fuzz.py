@@ -101,8 +101,18 @@ def test_invalid_override_is_refused_in_one_line(overrides, capsys):
 
 
 def test_valid_overrides_pass_preflight():
-    preflight(["train.py", "mix=cutmix", "mix.alpha=0.5", "mix.mode=elem", "optim=adamw", "trainer.device=cpu",
-               "hydra.run.dir=/tmp/mixcut-preflight"], str(CONFIGS))
+    preflight(
+        [
+            "train.py",
+            "mix=cutmix",
+            "mix.alpha=0.5",
+            "mix.mode=elem",
+            "optim=adamw",
+            "trainer.device=cpu",
+            "hydra.run.dir=/tmp/mixcut-preflight",
+        ],
+        str(CONFIGS),
+    )
 
 
 @pytest.mark.slow

@@ -44,10 +44,27 @@ def test_default_is_deit_on_digits():
 
 
 def test_cli_style_overrides():
-    cfg = compose(["mix=cutmix", "mix.alpha=0.5", "mix.mode=elem", "mix.prob=0.5", "loss.label_smoothing=0.2",
-                   "data=folder", "data.root=/x", "data.img_size=48", "data.num_workers=0", "model.name=resnet18",
-                   "trainer.epochs=3", "trainer.batch_size=7", "trainer.device=cpu", "trainer.amp=bf16", "trainer.seed=5",
-                   "optim.lr=0.01", "logger=[tensorboard,wandb]"])
+    cfg = compose(
+        [
+            "mix=cutmix",
+            "mix.alpha=0.5",
+            "mix.mode=elem",
+            "mix.prob=0.5",
+            "loss.label_smoothing=0.2",
+            "data=folder",
+            "data.root=/x",
+            "data.img_size=48",
+            "data.num_workers=0",
+            "model.name=resnet18",
+            "trainer.epochs=3",
+            "trainer.batch_size=7",
+            "trainer.device=cpu",
+            "trainer.amp=bf16",
+            "trainer.seed=5",
+            "optim.lr=0.01",
+            "logger=[tensorboard,wandb]",
+        ]
+    )
     assert (cfg.mix.alpha, cfg.mix.mode, cfg.mix.prob) == (0.5, "elem", 0.5)
     assert cfg.data.root == "/x" and cfg.data.img_size == 48 and cfg.optim.lr == 0.01
     assert cfg.logger.tensorboard and cfg.logger.wandb and cfg.logger.mode == "offline"

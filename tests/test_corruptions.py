@@ -7,8 +7,18 @@ import torch
 
 from mixcut.corruptions import CORRUPTIONS, PARAMS, SEVERITIES, corrupt, corrupt_normalized, disk_kernel
 
-REQUIRED = ("gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur", "defocus_blur", "contrast", "brightness",
-            "fog", "pixelate", "jpeg_compression")
+REQUIRED = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "gaussian_blur",
+    "defocus_blur",
+    "contrast",
+    "brightness",
+    "fog",
+    "pixelate",
+    "jpeg_compression",
+)
 
 
 def smooth_images(n: int = 6, size: int = 32) -> torch.Tensor:

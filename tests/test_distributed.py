@@ -16,22 +16,39 @@ from mixcut.checkpoint import load_checkpoint
 from mixcut.cli import prepare_argv
 from mixcut.distributed import DistInfo, env_info, expand_nodelist, restart_count, slurm_rendezvous
 
-SMALL = ["data=synthetic", "data.img_size=16", "data.train_size=96", "data.val_size=101", "model.name=cifar_resnet20",
-         "trainer.device=cpu", "trainer.amp=none", "trainer.deterministic=true"]
+SMALL = [
+    "data=synthetic",
+    "data.img_size=16",
+    "data.train_size=96",
+    "data.val_size=101",
+    "model.name=cifar_resnet20",
+    "trainer.device=cpu",
+    "trainer.amp=none",
+    "trainer.deterministic=true",
+]
 
 
 def torchrun(args: list[str], cwd, nproc: int = 2, env: dict | None = None, extra: list[str] = (), timeout: int = 300):
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     full_env.update(env or {})
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *extra,
-           str(REPO / "train.py"), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        *extra,
+        str(REPO / "train.py"),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
 def single(args: list[str], cwd, timeout: int = 300):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 # ------------------------------------------------------------ multi-process
@@ -54,8 +71,16 @@ def test_two_process_run_writes_one_run_directory(tmp_path):
     assert not torch.equal(ck["mixer"][0]["generators"]["cpu"], ck["mixer"][1]["generators"]["cpu"])
 
 
-NO_BN = ["model.name=test_vit", "+model.kwargs.img_size=16", "+model.kwargs.patch_size=4", "mix=none", "aug=none",
-         "loss.label_smoothing=0.1", "optim.weight_decay=1e-4", "trainer.epochs=1"]
+NO_BN = [
+    "model.name=test_vit",
+    "+model.kwargs.img_size=16",
+    "+model.kwargs.patch_size=4",
+    "mix=none",
+    "aug=none",
+    "loss.label_smoothing=0.1",
+    "optim.weight_decay=1e-4",
+    "trainer.epochs=1",
+]
 
 
 @pytest.mark.slow
@@ -100,9 +125,14 @@ def test_evaluation_counts_every_sample_once_at_world_size_two(tmp_path):
 @pytest.mark.dist
 def test_resume_with_another_world_size_is_refused(tmp_path):
     run_dir = tmp_path / "run"
-    proc = single(SMALL + ["trainer.epochs=2", "trainer.stop_after_epoch=1", "trainer.batch_size=16", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    proc = single(
+        SMALL + ["trainer.epochs=2", "trainer.stop_after_epoch=1", "trainer.batch_size=16", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = torchrun(SMALL + ["trainer.epochs=2", "trainer.batch_size=16", "trainer.resume=auto", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    proc = torchrun(
+        SMALL + ["trainer.epochs=2", "trainer.batch_size=16", "trainer.resume=auto", f"hydra.run.dir={run_dir}"], cwd=tmp_path
+    )
     assert proc.returncode != 0
     assert "was written by 1 process(es) but this run has 2" in proc.stderr + proc.stdout
 
@@ -111,8 +141,12 @@ def test_resume_with_another_world_size_is_refused(tmp_path):
 @pytest.mark.dist
 def test_killed_worker_is_restarted_and_the_run_resumes(tmp_path):
     run_dir = tmp_path / "run"
-    proc = torchrun(SMALL + ["trainer.epochs=3", "trainer.batch_size=16", f"hydra.run.dir={run_dir}"], cwd=tmp_path,
-                    env={"MIXCUT_FAULTS": "kill@step=7", "MIXCUT_FAULTS_RANK": "1"}, extra=["--max-restarts=1"])
+    proc = torchrun(
+        SMALL + ["trainer.epochs=3", "trainer.batch_size=16", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env={"MIXCUT_FAULTS": "kill@step=7", "MIXCUT_FAULTS_RANK": "1"},
+        extra=["--max-restarts=1"],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed from" in proc.stdout + proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -132,28 +166,39 @@ def test_slurm_launcher_config_composes():
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=["hydra/launcher=slurm", "hydra.launcher.nodes=2", "hydra.launcher.gpus_per_node=4"],
-                            return_hydra_config=True)
+        cfg = hydra_compose(
+            "train",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.nodes=2", "hydra.launcher.gpus_per_node=4"],
+            return_hydra_config=True,
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.nodes == 2 and launcher.tasks_per_node == 4 and launcher.gpus_per_node == 4
     assert launcher.signal_delay_s > 0 and launcher.max_num_timeout > 0
 
 
-@pytest.mark.parametrize("nodelist,hosts", [
-    ("node1", ["node1"]),
-    ("gpu[01-03]", ["gpu01", "gpu02", "gpu03"]),
-    ("gpu[01-02,07],cpu5", ["gpu01", "gpu02", "gpu07", "cpu5"]),
-    ("a[9-11]", ["a9", "a10", "a11"]),
-    ("x1,y[2,4]", ["x1", "y2", "y4"]),
-])
+@pytest.mark.parametrize(
+    "nodelist,hosts",
+    [
+        ("node1", ["node1"]),
+        ("gpu[01-03]", ["gpu01", "gpu02", "gpu03"]),
+        ("gpu[01-02,07],cpu5", ["gpu01", "gpu02", "gpu07", "cpu5"]),
+        ("a[9-11]", ["a9", "a10", "a11"]),
+        ("x1,y[2,4]", ["x1", "y2", "y4"]),
+    ],
+)
 def test_expand_nodelist(nodelist, hosts):
     assert expand_nodelist(nodelist) == hosts
 
 
 def test_rank_from_a_faked_slurm_job():
-    env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "16", "SLURM_LOCALID": "1", "SLURM_JOB_NODELIST": "gpu[12-13]",
-           "SLURM_JOB_ID": "424242"}
+    env = {
+        "SLURM_PROCID": "5",
+        "SLURM_NTASKS": "16",
+        "SLURM_LOCALID": "1",
+        "SLURM_JOB_NODELIST": "gpu[12-13]",
+        "SLURM_JOB_ID": "424242",
+    }
     assert env_info(env) == DistInfo(rank=5, world_size=16, local_rank=1)
     rdzv = slurm_rendezvous(env)
     assert rdzv == {"MASTER_ADDR": "gpu12", "MASTER_PORT": str(20000 + 424242 % 20000)}
@@ -171,7 +216,10 @@ def test_argv_under_torchrun():
     assert not any(a.startswith("trainer.resume") for a in argv)
     rank0 = prepare_argv(["train.py", "hydra.run.dir=/x"], dict(env, RANK="0", TORCHELASTIC_RESTART_COUNT="1"))
     assert rank0 == ["train.py", "hydra.run.dir=/x", "trainer.resume=auto"]
-    assert prepare_argv(["train.py", "trainer.resume=/a.pt"], {"SLURM_RESTART_COUNT": "1"}) == ["train.py", "trainer.resume=/a.pt"]
+    assert prepare_argv(["train.py", "trainer.resume=/a.pt"], {"SLURM_RESTART_COUNT": "1"}) == [
+        "train.py",
+        "trainer.resume=/a.pt",
+    ]
     assert prepare_argv(["train.py", "--local_rank", "0", "a=b"], {}) == ["train.py", "a=b"]
 
 

@@ -27,9 +27,20 @@ def tiny_run(tmp_path_factory):
     from mixcut.train import run
 
     run_dir = tmp_path_factory.mktemp("tiny") / "run"
-    cfg = compose(["data=synthetic", "data.val_size=48", "model.name=cifar_resnet20", "mix=mixup", "trainer.epochs=1",
-                   "trainer.limit_train_batches=2", "trainer.batch_size=16", "trainer.progress=false",
-                   "trainer.device=cpu", "trainer.amp=none"])
+    cfg = compose(
+        [
+            "data=synthetic",
+            "data.val_size=48",
+            "model.name=cifar_resnet20",
+            "mix=mixup",
+            "trainer.epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.batch_size=16",
+            "trainer.progress=false",
+            "trainer.device=cpu",
+            "trainer.amp=none",
+        ]
+    )
     run(cfg, run_dir)
     return run_dir
 
@@ -38,9 +49,19 @@ def tiny_run(tmp_path_factory):
 def test_evaluate_script_end_to_end(tiny_run, tmp_path, capsys):
     script = load_script("evaluate")
     out = tmp_path / "eval"
-    rc = script.main([str(tiny_run / "checkpoints" / "last.pt"), "--corruptions", "--corruption-names",
-                      "gaussian_noise,contrast,jpeg_compression", "--severities", "1,5", "--out", str(out),
-                      "trainer.device=cpu"])
+    rc = script.main(
+        [
+            str(tiny_run / "checkpoints" / "last.pt"),
+            "--corruptions",
+            "--corruption-names",
+            "gaussian_noise,contrast,jpeg_compression",
+            "--severities",
+            "1,5",
+            "--out",
+            str(out),
+            "trainer.device=cpu",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "mean corruption top1" in printed and "contrast" in printed
@@ -97,8 +118,14 @@ def fake_run(root, name: str, mix: str, seed: int, top1: float, ece: float, corr
     run = root / name
     (run / "eval").mkdir(parents=True)
     (run / "config.yaml").write_text(f"mix:\n  name: {mix}\ntrainer:\n  seed: {seed}\nmodel:\n  name: cifar_resnet20\n")
-    summary = {"top1": top1, "ece": ece, "nll": 0.5, "brier": 0.3, "wall_time_s": 600.0,
-               "best": {"top1": top1 + 1, "ece": ece, "nll": 0.4, "brier": 0.2}}
+    summary = {
+        "top1": top1,
+        "ece": ece,
+        "nll": 0.5,
+        "brier": 0.3,
+        "wall_time_s": 600.0,
+        "best": {"top1": top1 + 1, "ece": ece, "nll": 0.4, "brier": 0.2},
+    }
     (run / "summary.json").write_text(json.dumps(summary))
     if corruption is not None:
         (run / "eval" / "best.json").write_text(json.dumps({"corruption_top1_mean": corruption - 5}))
@@ -108,8 +135,12 @@ def fake_run(root, name: str, mix: str, seed: int, top1: float, ece: float, corr
 
 def test_summarize_table_and_chart(tmp_path, capsys):
     script = load_script("summarize")
-    runs = [fake_run(tmp_path, "a", "none", 0, 90.0, 3.0, 70.0), fake_run(tmp_path, "b", "none", 1, 92.0, 5.0, 72.0),
-            fake_run(tmp_path, "c", "mixup", 0, 93.0, 1.0), tmp_path / "not_a_run"]
+    runs = [
+        fake_run(tmp_path, "a", "none", 0, 90.0, 3.0, 70.0),
+        fake_run(tmp_path, "b", "none", 1, 92.0, 5.0, 72.0),
+        fake_run(tmp_path, "c", "mixup", 0, 93.0, 1.0),
+        tmp_path / "not_a_run",
+    ]
     (tmp_path / "not_a_run").mkdir()
     md, png = tmp_path / "out" / "table.md", tmp_path / "out" / "chart.png"
     assert script.main([str(r) for r in runs] + ["--md", str(md), "--png", str(png)]) == 0

@@ -22,9 +22,20 @@ from mixcut.train import run
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["data=synthetic", "data.img_size=16", "data.train_size=96", "data.val_size=40", "model.name=cifar_resnet20",
-        "model.drop_rate=0.1", "trainer.batch_size=16", "trainer.epochs=3", "trainer.device=cpu", "trainer.amp=none",
-        "trainer.deterministic=true", "mix=deit"]  # 6 steps and 3 eval batches per epoch
+ARGS = [
+    "data=synthetic",
+    "data.img_size=16",
+    "data.train_size=96",
+    "data.val_size=40",
+    "model.name=cifar_resnet20",
+    "model.drop_rate=0.1",
+    "trainer.batch_size=16",
+    "trainer.epochs=3",
+    "trainer.device=cpu",
+    "trainer.amp=none",
+    "trainer.deterministic=true",
+    "mix=deit",
+]  # 6 steps and 3 eval batches per epoch
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +73,15 @@ def _resume_and_check(run_dir, reference):
     assert not list((run_dir / "checkpoints").glob(".*tmp"))  # stale temporary files were cleaned up
 
 
-@pytest.mark.parametrize("fault,state_after_kill", [
-    ("kill@step=9", (1, 0)),   # mid-step in epoch 2: resume from the end of epoch 1
-    ("kill@save=2", (1, 0)),   # while writing epoch 2's checkpoint: the old one survives
-    ("kill@eval=5", (1, 0)),   # during epoch 2's evaluation
-    ("kill@eval=2", None),     # during epoch 1's evaluation: nothing saved yet, start over
-])
+@pytest.mark.parametrize(
+    "fault,state_after_kill",
+    [
+        ("kill@step=9", (1, 0)),  # mid-step in epoch 2: resume from the end of epoch 1
+        ("kill@save=2", (1, 0)),  # while writing epoch 2's checkpoint: the old one survives
+        ("kill@eval=5", (1, 0)),  # during epoch 2's evaluation
+        ("kill@eval=2", None),  # during epoch 1's evaluation: nothing saved yet, start over
+    ],
+)
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, reference, fault, state_after_kill):
     run_dir = tmp_path / "run"
     proc = _train(run_dir, faults=fault)
@@ -99,8 +113,13 @@ def test_sigkill_at_random_moments(tmp_path, reference):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     for attempt in range(8):
         args = ARGS + [f"hydra.run.dir={run_dir}"] + (["trainer.resume=auto"] if attempt else [])
-        proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=tmp_path, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "train.py"), *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             proc.wait(timeout=rng.uniform(7.0, 14.0))  # imports take ~6 s, an epoch ~1 s
         except subprocess.TimeoutExpired:
@@ -122,8 +141,14 @@ def test_sigkill_at_random_moments(tmp_path, reference):
 def test_graceful_stop_saves_and_explains_how_to_resume(tmp_path, reference, sig):
     run_dir = tmp_path / "run"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}", "trainer.epochs=3"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}", "trainer.epochs=3"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (run_dir / "metrics.jsonl").exists() and time.time() < deadline:  # wait for epoch 1 to finish
         time.sleep(0.05)
@@ -159,9 +184,19 @@ def _make_bad_folder(root):
 
 def test_bad_images_are_skipped_and_named(tmp_path):
     bad = _make_bad_folder(tmp_path / "data")
-    args = ["data=folder", f"data.root={tmp_path / 'data'}", "data.img_size=12", "data.num_workers=2", "data.val_fraction=0",
-            "model.name=cifar_resnet20", "trainer.batch_size=4", "trainer.epochs=2", "trainer.device=cpu", "aug=cifar",
-            f"hydra.run.dir={tmp_path / 'run'}"]
+    args = [
+        "data=folder",
+        f"data.root={tmp_path / 'data'}",
+        "data.img_size=12",
+        "data.num_workers=2",
+        "data.val_fraction=0",
+        "model.name=cifar_resnet20",
+        "trainer.batch_size=4",
+        "trainer.epochs=2",
+        "trainer.device=cpu",
+        "aug=cifar",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     proc = run_cli(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = proc.stdout + proc.stderr
@@ -189,11 +224,14 @@ def test_valid_odd_images_decode_to_rgb(tmp_path):
         assert img.mode == "RGB", name
 
 
-@pytest.mark.parametrize("layout,message", [
-    ("no_images", "holds no images"),
-    ("empty_class", "class folder .*b holds no images"),
-    ("no_classes", "no class folders"),
-])
+@pytest.mark.parametrize(
+    "layout,message",
+    [
+        ("no_images", "holds no images"),
+        ("empty_class", "class folder .*b holds no images"),
+        ("no_classes", "no class folders"),
+    ],
+)
 def test_empty_data_is_a_clear_error_before_training(tmp_path, layout, message):
     from mixcut.config import ConfigError
 
@@ -257,10 +295,16 @@ def test_full_disk_stops_with_path_and_keeps_last_checkpoint(tmp_path):
     size = (probe / "checkpoints" / "last.pt").stat().st_size
     kib = int(1.5 * size / 1024) + 32  # room for one checkpoint, not for its replacement beside it
     run_dir = tmp_path / "disk" / "run"
-    check = (f"{sys.executable} -c \"from mixcut.checkpoint import load_checkpoint; "
-             f"print('LOADABLE', load_checkpoint('{run_dir}/checkpoints/last.pt')['state']['global_step'])\"")
-    proc = _in_private_mount(tmp_path, f"-o size={kib}k", ARGS + [f"hydra.run.dir={run_dir}", "trainer.save_best=false",
-                                                                  "trainer.ckpt_every_steps=1"], after=check)
+    check = (
+        f'{sys.executable} -c "from mixcut.checkpoint import load_checkpoint; '
+        f"print('LOADABLE', load_checkpoint('{run_dir}/checkpoints/last.pt')['state']['global_step'])\""
+    )
+    proc = _in_private_mount(
+        tmp_path,
+        f"-o size={kib}k",
+        ARGS + [f"hydra.run.dir={run_dir}", "trainer.save_best=false", "trainer.ckpt_every_steps=1"],
+        after=check,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "LOADABLE 1" in proc.stdout  # the first checkpoint (step 1) survived the failed second save
     assert "could not write checkpoint" in proc.stderr and "No space left on device" in proc.stderr
@@ -294,8 +338,11 @@ def test_crafted_checkpoint_is_refused_by_the_cli(tmp_path):
 def test_wandb_key_is_never_written(tmp_path):
     canary = "mixcut-canary-" + "7" * 26
     run_dir = tmp_path / "run"
-    proc = run_cli(ARGS + ["trainer.epochs=1", "logger=wandb", "logger.mode=offline", f"hydra.run.dir={run_dir}"],
-                   cwd=tmp_path, env={"WANDB_API_KEY": canary, "WANDB_DIR": str(run_dir)})
+    proc = run_cli(
+        ARGS + ["trainer.epochs=1", "logger=wandb", "logger.mode=offline", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env={"WANDB_API_KEY": canary, "WANDB_DIR": str(run_dir)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert any(run_dir.rglob("*.wandb")), "wandb wrote no offline run"
     for path in run_dir.rglob("*"):

@@ -458,7 +458,7 @@ def test_class_indices_need_num_classes():
         (lambda: create_mixer("deit", mode="pairs"), r"unknown mix mode 'pairs'"),
         (lambda: create_mixer("none", pairing="x"), r"unknown pairing 'x'"),
         (lambda: MixChoice([]), r"MixChoice needs at least one mixer"),
-        (lambda: MixChoice([NoMix()]), r"MixChoice members must be pixel-mixing mixers"),
+        (lambda: MixChoice([NoMix()]), r"MixChoice members must be pixel mixers with a plan"),
         (lambda: MixChoice([Mixup(), CutMix()], [0.7, 0.7]), r"MixChoice probs must be 2 non-negative numbers summing to 1"),
     ],
 )

@@ -19,8 +19,18 @@ PARAMS = [
     ("pyramidnet200_240", 100, 26.84, 0.01),  # CutMix / PyramidNet papers: 26.8M
     ("cifar_resnet20", 10, 0.27, 0.005),
 ]
-ZOO = ["preact_resnet18", "preact_resnet34", "cifar_resnet18", "wide_resnet28_10", "wide_resnet16_8", "wide_resnet",
-       "pyramidnet200_240", "pyramidnet110_48", "pyramidnet", "cifar_resnet20"]
+ZOO = [
+    "preact_resnet18",
+    "preact_resnet34",
+    "cifar_resnet18",
+    "wide_resnet28_10",
+    "wide_resnet16_8",
+    "wide_resnet",
+    "pyramidnet200_240",
+    "pyramidnet110_48",
+    "pyramidnet",
+    "cifar_resnet20",
+]
 # Small versions of each family, cheap enough for a real forward and backward pass at 32x32.
 SMALL = [
     ("preact_resnet18", dict(width=8)),
@@ -123,9 +133,11 @@ def test_unknown_options_fail_with_the_model_name():
 def test_generic_builders_match_the_named_models():
     with torch.device("meta"):
         assert n_params(timm.create_model("pyramidnet", depth=200, alpha=240, bottleneck=True, num_classes=100)) == n_params(
-            timm.create_model("pyramidnet200_240", num_classes=100))
+            timm.create_model("pyramidnet200_240", num_classes=100)
+        )
         assert n_params(timm.create_model("wide_resnet", depth=28, widen_factor=10)) == n_params(
-            timm.create_model("wide_resnet28_10"))
+            timm.create_model("wide_resnet28_10")
+        )
 
 
 def test_manifold_mixup_finds_the_papers_layers():

@@ -49,9 +49,22 @@ def test_different_seed_gives_different_weights(tmp_path):
 def test_resume_is_bit_identical_worker_path(tmp_path):
     """Folder data decoded by 2 workers with random crops and flips."""
     data = make_image_folder(tmp_path / "data", classes=3, per_class=16, size=20)
-    common = ["data=folder", f"data.root={data}", "data.img_size=16", "data.num_workers=2", "data.val_fraction=0.25",
-              "aug=cifar", "model.name=cifar_resnet20", "trainer.batch_size=8", "trainer.epochs=2", "trainer.progress=false",
-              "trainer.device=cpu", "trainer.amp=none", "trainer.deterministic=true", "mix=deit"]
+    common = [
+        "data=folder",
+        f"data.root={data}",
+        "data.img_size=16",
+        "data.num_workers=2",
+        "data.val_fraction=0.25",
+        "aug=cifar",
+        "model.name=cifar_resnet20",
+        "trainer.batch_size=8",
+        "trainer.epochs=2",
+        "trainer.progress=false",
+        "trainer.device=cpu",
+        "trainer.amp=none",
+        "trainer.deterministic=true",
+        "mix=deit",
+    ]
     run(compose(common), tmp_path / "straight")
     run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
     run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")
@@ -59,8 +72,15 @@ def test_resume_is_bit_identical_worker_path(tmp_path):
 
 
 def test_ema_and_accumulation_resume(tmp_path):
-    common = FAST + ["trainer.deterministic=true", "trainer.ema=true", "trainer.ema_decay=0.9", "trainer.grad_accum_steps=2",
-                     "trainer.clip_grad=1.0", "sched.warmup_epochs=1", "trainer.epochs=3"]
+    common = FAST + [
+        "trainer.deterministic=true",
+        "trainer.ema=true",
+        "trainer.ema_decay=0.9",
+        "trainer.grad_accum_steps=2",
+        "trainer.clip_grad=1.0",
+        "sched.warmup_epochs=1",
+        "trainer.epochs=3",
+    ]
     run(compose(common), tmp_path / "straight")
     run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
     summary = run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")

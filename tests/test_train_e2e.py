@@ -17,9 +17,19 @@ def test_folder_run_writes_complete_run_dir(tmp_path):
     data = make_image_folder(tmp_path / "data", classes=3, per_class=12, size=20)
     run_dir = tmp_path / "run"
     proc = run_cli(
-        ["data=folder", f"data.root={data}", "data.img_size=16", "data.num_workers=2", "data.val_fraction=0.25",
-         "model.name=resnet18", "trainer.epochs=1", "trainer.batch_size=8", "trainer.device=cpu",
-         "aug=cifar", f"hydra.run.dir={run_dir}"],
+        [
+            "data=folder",
+            f"data.root={data}",
+            "data.img_size=16",
+            "data.num_workers=2",
+            "data.val_fraction=0.25",
+            "model.name=resnet18",
+            "trainer.epochs=1",
+            "trainer.batch_size=8",
+            "trainer.device=cpu",
+            "aug=cifar",
+            f"hydra.run.dir={run_dir}",
+        ],
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -32,7 +42,18 @@ def test_folder_run_writes_complete_run_dir(tmp_path):
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1
     rec = json.loads(lines[0])
-    for key in ("epoch", "lr", "train_loss", "train_images_per_sec", "train_seconds", "val_top1", "val_top5", "val_nll", "val_ece", "val_brier"):
+    for key in (
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_images_per_sec",
+        "train_seconds",
+        "val_top1",
+        "val_top5",
+        "val_nll",
+        "val_ece",
+        "val_brier",
+    ):
         assert key in rec and math.isfinite(rec[key]), key
     assert rec["epoch"] == 1
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
@@ -46,12 +67,21 @@ def test_folder_run_writes_complete_run_dir(tmp_path):
 def test_eval_only_reproduces_final_metrics(tmp_path):
     data = make_image_folder(tmp_path / "data", classes=2, per_class=8, size=16, val_per_class=5)
     run_dir = tmp_path / "run"
-    common = ["data=folder", f"data.root={data}", "data.img_size=16", "data.num_workers=0", "model.name=cifar_resnet20",
-              "trainer.batch_size=4", "trainer.device=cpu"]
+    common = [
+        "data=folder",
+        f"data.root={data}",
+        "data.img_size=16",
+        "data.num_workers=0",
+        "model.name=cifar_resnet20",
+        "trainer.batch_size=4",
+        "trainer.device=cpu",
+    ]
     first = run_cli(common + ["trainer.epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     ckpt = run_dir / "checkpoints" / "last.pt"
-    second = run_cli(common + ["trainer.eval_only=true", f"trainer.resume={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    second = run_cli(
+        common + ["trainer.eval_only=true", f"trainer.resume={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path
+    )
     assert second.returncode == 0, second.stderr[-2000:]
     a = json.loads((run_dir / "summary.json").read_text())
     b = json.loads((tmp_path / "eval" / "summary.json").read_text())

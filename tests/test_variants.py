@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
-from mixcut.mix import MIXERS, CutMix, Cutout, FMix, Mixup, MixChoice, ResizeMix, SaliencyMix, create_mixer
+from mixcut.mix import MIXERS, CutMix, Cutout, FMix, MixChoice, Mixup, ResizeMix, SaliencyMix, create_mixer
 from mixcut.mix import functional as F
 from mixcut.mix.base import Draws
 from mixcut.mix.saliencymix import fine_grained_saliency, saliency_peaks

@@ -87,7 +87,9 @@ def cifar_source(name: str, root: str | None, download: bool, val_fraction: floa
             f"(from https://www.cs.toronto.edu/~kriz/) or add data.download=true when online ({e})."
         ) from e
     except OSError as e:  # download failed: offline
-        raise ConfigError(f"could not download {name} to {root} ({e}); put the extracted files there or run with network access.") from e
+        raise ConfigError(
+            f"could not download {name} to {root} ({e}); put the extracted files there or run with network access."
+        ) from e
 
     def to_split(ds) -> TensorSplit:
         return TensorSplit(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets).long())

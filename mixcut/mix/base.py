@@ -216,7 +216,7 @@ class Mixer:
         return F.random_cycle(n, gen, device)
 
     # ------------------------------------------------------- lambda draws
-    def sample_lam(self, draws: "Draws") -> Tensor:
+    def sample_lam(self, draws: Draws) -> Tensor:
         """One lambda per sample from this mixer's distribution, clipped by ``lam_clip``."""
         lam = draws.beta(self.alpha)
         if self.lam_clip is not None:
@@ -224,19 +224,19 @@ class Mixer:
         return lam
 
     # --------------------------------------------------------- application
-    def apply_each(self, x: Tensor, partner: Tensor, active: Tensor, draws: "Draws") -> tuple[Tensor, Tensor]:
+    def apply_each(self, x: Tensor, partner: Tensor, active: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         """Draw lambdas for the ``active`` samples and mix them (inactive: lam = 1)."""
         lam = torch.where(active, self.sample_lam(draws), 1.0)
         plan = self.plan(x, partner, lam, active, draws)
         return self.render(x, partner, plan), plan.lam
 
-    def apply_batch(self, x: Tensor, partner: Tensor, draws: "Draws") -> tuple[Tensor, Tensor]:
+    def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         """Whole-batch path: the per-sample path with every draw shared.
         Subclasses override it where one shared draw allows something faster."""
         active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         return self.apply_each(x, partner, active, draws)
 
-    def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: "Draws") -> Plan:
+    def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
         """Turn per-sample lambdas into a `Plan` (subclasses implement this)."""
         raise NotImplementedError
 

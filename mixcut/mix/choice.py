@@ -35,7 +35,9 @@ class MixChoice(Mixer):
         for m in mixers:
             # members need a per-sample plan; Cutout (which pairs no samples) qualifies: its plan keeps the label
             if not isinstance(m, Mixer) or type(m).plan is Mixer.plan:
-                raise ValueError(f"MixChoice members must be pixel mixers with a plan (Mixup, CutMix, FMix, Cutout, ...); got {m!r}.")
+                raise ValueError(
+                    f"MixChoice members must be pixel mixers with a plan (Mixup, CutMix, FMix, Cutout, ...); got {m!r}."
+                )
         if probs is None:
             probs = [1.0 / len(mixers)] * len(mixers)
         probs = [float(p) for p in probs]

@@ -28,8 +28,12 @@ def create_model(model_cfg, num_classes: int, in_chans: int = 3) -> nn.Module:
         kwargs["drop_path_rate"] = model_cfg.drop_path_rate
     try:
         return timm.create_model(
-            model_cfg.name, pretrained=model_cfg.pretrained, num_classes=num_classes, in_chans=in_chans,
-            drop_rate=model_cfg.drop_rate, **kwargs,
+            model_cfg.name,
+            pretrained=model_cfg.pretrained,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            drop_rate=model_cfg.drop_rate,
+            **kwargs,
         )
     except (TypeError, ValueError) as e:
         raise ConfigError(f"cannot build model {model_cfg.name!r} with these options: {e}") from e

@@ -74,8 +74,14 @@ class ResNet18Cifar(ClassifierMixin):
     """
 
     def __init__(
-        self, layers: tuple[int, ...] = (2, 2, 2, 2), preact: bool = True, width: int = 64, final_norm: bool = False,
-        num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0,
+        self,
+        layers: tuple[int, ...] = (2, 2, 2, 2),
+        preact: bool = True,
+        width: int = 64,
+        final_norm: bool = False,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         if final_norm and not preact:

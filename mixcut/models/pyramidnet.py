@@ -82,8 +82,13 @@ class PyramidNet(ClassifierMixin):
     """
 
     def __init__(
-        self, depth: int = 200, alpha: float = 240, bottleneck: bool = True,
-        num_classes: int = 100, in_chans: int = 3, drop_rate: float = 0.0,
+        self,
+        depth: int = 200,
+        alpha: float = 240,
+        bottleneck: bool = True,
+        num_classes: int = 100,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         per_block = 9 if bottleneck else 6

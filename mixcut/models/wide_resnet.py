@@ -51,8 +51,13 @@ class WideResNet(ClassifierMixin):
     """
 
     def __init__(
-        self, depth: int = 28, widen_factor: int = 10, block_drop_rate: float = 0.0,
-        num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0,
+        self,
+        depth: int = 28,
+        widen_factor: int = 10,
+        block_drop_rate: float = 0.0,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         if depth < 10 or (depth - 4) % 6:
