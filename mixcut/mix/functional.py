@@ -166,16 +166,33 @@ def blend(x: Tensor, source: Tensor, weight: Tensor | float, out: Tensor | None 
     """``weight * x + (1 - weight) * source`` in x's dtype, written to ``out``.
 
     ``weight`` broadcasts: a float, (B, 1, 1, 1) per-sample lambdas or
-    (B, 1, H, W) masks. Integer images are blended in float32 and rounded.
+    (B, 1, H, W) masks. Integer images are blended in float32 and rounded,
+    a few samples at a time (see `_blend_integer`).
     """
     if x.is_floating_point():
         if isinstance(weight, Tensor):
             weight = weight.to(x.dtype)
         return torch.lerp(source, x, weight, out=out) if out is not None else torch.lerp(source, x, weight)
-    w = weight.float() if isinstance(weight, Tensor) else weight
-    mixed = torch.lerp(source.float(), x.float(), w).round_()
+    if out is None:
+        out = torch.empty_like(x)
+    return _blend_integer(x, source, weight, out)
+
+
+_INT_CHUNK_BYTES = 8 << 20  # float32 working set per chunk: stays in cache, no page faults
+
+
+def _blend_integer(x: Tensor, source: Tensor, weight: Tensor | float, out: Tensor) -> Tensor:
+    """Integer blend through float32 in chunks of samples: whole-batch float
+    copies would be 4x the batch and, on CPU, cost more in page faults than in
+    arithmetic. The loop runs over chunks (a handful per batch), not samples."""
+    per_sample = max(1, x[0].numel() * 4)
+    step = x.shape[0] if x.is_cuda else max(1, _INT_CHUNK_BYTES // per_sample)
     info = torch.iinfo(x.dtype)
-    mixed = mixed.clamp_(info.min, info.max).to(x.dtype)
-    if out is not None:
-        return out.copy_(mixed)
-    return mixed
+    for i in range(0, x.shape[0], step):
+        sl = slice(i, i + step)
+        w = weight[sl].float() if isinstance(weight, Tensor) and weight.shape[0] > 1 else weight
+        w = w.float() if isinstance(w, Tensor) else w
+        src = source[sl] if source.dim() and source.shape[0] > 1 else source
+        mixed = torch.lerp(src.float(), x[sl].float(), w).round_().clamp_(info.min, info.max)
+        out[sl].copy_(mixed)
+    return out
