@@ -183,3 +183,15 @@ def test_device_batches_shapes_and_reproducibility(aug):
     assert x.shape == (16, 3, 16, 16) and x.dtype == torch.float32 and y.dtype == torch.long
     other = next(iter(data.train.epoch(2)))[0]
     assert not torch.equal(x, other)
+
+
+def test_vectorised_worker_seeds_equal_mix_seed():
+    """The worker path's per-sample seeds, computed for a whole epoch at once, are `mix_seed`'s."""
+    import numpy as np
+
+    from mixcut.data.pipelines import _mix_seeds
+    from mixcut.data.sampling import mix_seed
+
+    positions = np.array([0, 1, 7, 49_999, 2**40])
+    for seed, epoch in ((0, 0), (7, 3), (-5, 1), (2**62, 11)):
+        assert _mix_seeds((seed, epoch), positions, (0x1D,)).tolist() == [mix_seed(seed, epoch, int(p), 0x1D) for p in positions]

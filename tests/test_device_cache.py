@@ -25,8 +25,20 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg
 
 
 def folder_cfg(root: Path, *extra: str, cache: str = "device"):
-    return compose(["data=folder", f"data.root={root}", "data.img_size=16", f"data.cache={cache}", "data.num_workers=0",
-                    "aug=cifar", "trainer.batch_size=4", "trainer.device=cpu", "trainer.amp=none", *extra])
+    return compose(
+        [
+            "data=folder",
+            f"data.root={root}",
+            "data.img_size=16",
+            f"data.cache={cache}",
+            "data.num_workers=0",
+            "aug=cifar",
+            "trainer.batch_size=4",
+            "trainer.device=cpu",
+            "trainer.amp=none",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture
@@ -83,6 +95,25 @@ def test_train_split_is_resized_and_centre_cropped_like_the_worker_path(folder):
     assert split.images.shape == (len(paths), 3, 16, 16) and split.images.dtype == torch.uint8
     for i, path in enumerate(paths):
         assert torch.equal(split.images[i], tf(load_rgb(path)))
+
+
+@pytest.mark.parametrize("aug", [["aug=cifar"], ["aug=cifar", "aug.padding_mode=reflect", "aug.padding=2"], ["aug=none"]])
+def test_worker_and_cache_paths_give_identical_training_batches(folder, aug):
+    """Pad-crop/flip recipes: workers only decode and the batch is augmented on the device as on the
+    cache path, so with the same seed both paths train on the same pixels."""
+    device = build_data(folder_cfg(folder, *aug), torch.device("cpu"))
+    worker = build_data(folder_cfg(folder, *aug, cache="none"), torch.device("cpu"))
+    assert worker.train.batch_augment is not None
+    for epoch in (0, 3):
+        for (xd, yd), (xw, yw) in zip(device.train.epoch(epoch), worker.train.epoch(epoch), strict=True):
+            assert torch.equal(yd, yw) and torch.equal(xd, xw)
+    (xd, _), (xw, _) = next(iter(device.train.epoch(1, start=2))), next(iter(worker.train.epoch(1, start=2)))
+    assert torch.equal(xd, xw)  # mid-epoch starts agree too
+
+
+def test_per_image_recipes_stay_in_the_workers(folder):
+    cfg = folder_cfg(folder, "aug=imagenet", cache="none")  # colour jitter: per image
+    assert build_data(cfg, torch.device("cpu")).train.batch_augment is None
 
 
 # ------------------------------------------------------------ hit / miss
@@ -221,11 +252,15 @@ def test_cache_dir_setting_is_used(folder, tmp_path):
 
 
 def test_read_only_data_root_falls_back_to_user_cache(folder, tmp_path, monkeypatch, caplog):
+    """A data root whose permission bits grant nobody write access (even when running as root)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    real = C._writable_dir
-    monkeypatch.setattr(C, "_writable_dir", lambda p: False if ".mixcut_cache" in str(p) else real(p))
     caplog.set_level(logging.INFO, logger="mixcut.data.cache")
-    build_data(folder_cfg(folder), torch.device("cpu"))
+    folder.chmod(0o555)
+    try:
+        build_data(folder_cfg(folder), torch.device("cpu"))
+        assert not (folder / ".mixcut_cache").exists()
+    finally:
+        folder.chmod(0o755)
     assert len(list((tmp_path / "xdg" / "mixcut").glob("data-*/*.mxc"))) == 2
     assert "is not writable" in caplog.text
 
@@ -269,13 +304,25 @@ def test_decoding_with_workers_matches_in_process(folder):
 @pytest.mark.slow
 def test_same_checkpoint_same_validation_metrics(folder, tmp_path):
     """Train on the worker path, then evaluate its checkpoint through the device cache."""
-    common = ["data=folder", f"data.root={folder}", "data.img_size=16", "data.num_workers=0", "aug=cifar", "aug.crop_pct=0.875",
-              "model.name=cifar_resnet20", "trainer.batch_size=4", "trainer.epochs=1", "trainer.progress=false",
-              "trainer.device=cpu", "trainer.amp=none"]
+    common = [
+        "data=folder",
+        f"data.root={folder}",
+        "data.img_size=16",
+        "data.num_workers=0",
+        "aug=cifar",
+        "aug.crop_pct=0.875",
+        "model.name=cifar_resnet20",
+        "trainer.batch_size=4",
+        "trainer.epochs=1",
+        "trainer.progress=false",
+        "trainer.device=cpu",
+        "trainer.amp=none",
+    ]
     trained = run(compose(common + ["data.cache=none"]), tmp_path / "worker")
     ckpt = tmp_path / "worker" / "checkpoints" / "last.pt"
-    evaluated = run(compose(common + ["data.cache=device", "trainer.eval_only=true", f"trainer.resume={ckpt}"]),
-                    tmp_path / "device")
+    evaluated = run(
+        compose(common + ["data.cache=device", "trainer.eval_only=true", f"trainer.resume={ckpt}"]), tmp_path / "device"
+    )
     for key in ("top1", "top5", "nll", "ece", "brier"):
         assert math.isclose(trained[key], evaluated[key], rel_tol=1e-6, abs_tol=1e-7), key
 
@@ -284,9 +331,22 @@ def test_same_checkpoint_same_validation_metrics(folder, tmp_path):
 def test_device_cache_trains_end_to_end_and_resumes_exactly(folder, tmp_path):
     from mixcut.checkpoint import load_checkpoint
 
-    common = ["data=folder", f"data.root={folder}", "data.img_size=16", "data.cache=device", "data.num_workers=0", "aug=cifar",
-              "model.name=cifar_resnet20", "trainer.batch_size=4", "trainer.epochs=2", "trainer.progress=false",
-              "trainer.device=cpu", "trainer.amp=none", "trainer.deterministic=true", "mix=deit"]
+    common = [
+        "data=folder",
+        f"data.root={folder}",
+        "data.img_size=16",
+        "data.cache=device",
+        "data.num_workers=0",
+        "aug=cifar",
+        "model.name=cifar_resnet20",
+        "trainer.batch_size=4",
+        "trainer.epochs=2",
+        "trainer.progress=false",
+        "trainer.device=cpu",
+        "trainer.amp=none",
+        "trainer.deterministic=true",
+        "mix=deit",
+    ]
     run(compose(common), tmp_path / "straight")
     run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
     run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")

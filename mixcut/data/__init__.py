@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from ..config import ConfigError
+from .cache import load_or_decode, recipe_for, recipe_transform
 from .device_aug import Normalize
 from .folder import FileSplit
-from .pipelines import BatchStream, DataError, DeviceBatches, LoaderBatches, _Erasing
+from .pipelines import BatchAugment, BatchStream, DataError, DeviceBatches, LoaderBatches, _Erasing
 from .sources import Source, TensorSplit, load_source
 from .transforms import eval_transform, train_transform
 
@@ -27,6 +28,13 @@ class DataBundle:
         return self.source.num_classes
 
 
+def batch_augmentable(aug) -> bool:
+    """True when the training augmentation is a pad-crop or no crop plus a flip: then
+    the worker path leaves it to `BatchAugment` on the device. Random resized crops
+    of full-size files, colour jitter and auto-augment stay per image in the workers."""
+    return aug.train_crop in ("pad", "none") and not aug.color_jitter and not aug.auto_augment
+
+
 def resolve_cache(data_cfg, split) -> str:
     """``auto`` keeps tensor data sets on the device and decodes files in workers."""
     if data_cfg.cache != "auto":
@@ -42,8 +50,6 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
     if cache == "device" and (aug.auto_augment or aug.color_jitter):
         raise ConfigError("aug.auto_augment and aug.color_jitter run per image; use data.cache=none with them.")
     if cache == "device" and isinstance(source.train, FileSplit):
-        from .cache import load_or_decode  # noqa: PLC0415  (only the cache path needs it)
-
         def decoded(split, name: str, train: bool):
             return load_or_decode(split, d, aug, name, train, rank, world_size) if split is not None and len(split) else split
 
@@ -57,10 +63,19 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
                   limit=t.limit_train_batches if train else t.limit_val_batches)
         if cache == "device":
             return DeviceBatches(split, aug=aug, img_size=d.img_size, **kw)
-        tf = train_transform(aug, d.img_size, d.mean) if train else eval_transform(aug, d.img_size)
+        batch_augment = None
+        if not train:
+            tf = eval_transform(aug, d.img_size)
+        elif batch_augmentable(aug):
+            # workers only decode (resize + centre crop); crops and flips happen on the whole
+            # batch on the device, exactly as on the cache path (same draws, same pixels)
+            tf = recipe_transform(recipe_for(d, aug, train=True))
+            batch_augment = BatchAugment(aug, d.img_size, device, t.seed, rank)
+        else:
+            tf = train_transform(aug, d.img_size, d.mean)
         return LoaderBatches(split, transform=tf, num_workers=d.num_workers, pin_memory=d.pin_memory,
                              persistent_workers=d.persistent_workers, prefetch_factor=d.prefetch_factor,
-                             on_bad_image=d.on_bad_image, **kw)
+                             on_bad_image=d.on_bad_image, batch_augment=batch_augment, **kw)
 
     train = stream(source.train, True)
     if len(train) == 0:

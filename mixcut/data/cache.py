@@ -18,7 +18,8 @@ Where the file goes:
 
 1. ``data.cache_dir`` when set: ``CACHE_DIR/<root name>-<hash of root path>/``;
 2. otherwise beside the data: ``DATA_ROOT/.mixcut_cache/``;
-3. if the data root is not writable (a read-only mount):
+3. if the data root is not writable (a read-only mount, or permission bits
+   that grant nobody write access, e.g. ``chmod 555``, which counts even for root):
    ``$XDG_CACHE_HOME/mixcut/`` (default ``~/.cache/mixcut/``), same layout as 1,
    with a log line saying so;
 4. if nothing is writable, the split is decoded every run (warning).
@@ -109,7 +110,21 @@ def cache_key(entries, recipe: dict) -> str:
 
 
 # ---------------------------------------------------------------- location
+def _read_only_by_mode(path: Path) -> bool:
+    """True when ``path`` or its nearest existing parent grants nobody write access
+    (e.g. mode 555): root ignores permission bits, but such a folder is meant to
+    stay untouched (a shared data set), so it is treated as read-only."""
+    for p in (path, *path.parents):
+        try:
+            return not (p.stat().st_mode & 0o222)
+        except OSError:
+            continue
+    return False
+
+
 def _writable_dir(path: Path) -> bool:
+    if _read_only_by_mode(path) or (path.exists() and not os.access(path, os.W_OK)):
+        return False
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write_test.{os.getpid()}"

@@ -1,0 +1,416 @@
+"""Training throughput of mixcut's data paths against the compute-only ceiling.
+
+    # CIFAR-scale, CPU (the numbers in docs/throughput.md)
+    python scripts/bench_train.py --data ../shared/data/cifar10-jpeg --model resnet18 --img-size 32 --batch 128 \\
+        --steps 30 --warmup 5 --workers 2 --amp none --device cpu --json bench_cpu.json
+
+    # GPU: prepare JPEGs upscaled to 224 px once (16 processes), then resnet50 with bf16 and channels-last
+    python scripts/bench_train.py --data ../shared/data/cifar10-jpeg --make-upscaled-folder /tmp/c10-224 --upscale 224 \\
+        --limit 20000 --workers 16
+    python scripts/bench_train.py --data /tmp/c10-224 --model resnet50 --img-size 224 --batch 256 --workers 16 \\
+        --amp bf16 --channels-last --device cuda --json bench_gpu.json          # add --compile for torch.compile
+
+    # a train/validation split of symlinks (timm's train.py wants train/ and validation/)
+    python scripts/bench_train.py --data ../shared/data/cifar10-jpeg --make-split-folder /tmp/c10-split --val-per-class 500
+
+For each data path and mixing on (the DeiT switch: Mixup 0.8 / CutMix 1.0) or
+off, the script builds a real `mixcut.train.Run` from the composed Hydra config
+(the same data streams, model, optimizer, scheduler, loss and mixer that
+``python train.py`` uses), runs ``--warmup`` steps of `train_one_epoch`, then
+times ``--steps`` more (one call, wall clock, synchronised on CUDA):
+
+* ``folder``: ``data.cache=none``, images decoded and augmented by ``--workers``
+  DataLoader workers (uint8 batches, normalised on the device);
+* ``cache``: ``data.cache=device``, the decoded split held on the device and
+  augmented there in batches (the cache file is built on first use: see
+  ``--cache-dir``);
+* ``synthetic``: one normalised batch already on the device, fed again every
+  step: the compute-only ceiling (forward, backward, optimizer, mixing).
+
+It also times the data path alone (batches only, no training) and the mixer
+alone (median of calls on a real batch), and prints each path's share of the
+ceiling with the same mixing setting and the mixer's share of the step time.
+``--repeats R`` runs every case R times in turn and keeps the fastest, which
+helps on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PATHS = ("folder", "cache", "synthetic")
+MIXES = ("deit", "none")
+
+
+@dataclass
+class Result:
+    path: str
+    mix: str
+    img_s: float
+    ms_step: float
+    data_img_s: float | None = None  # the data path alone
+    mixer_ms: float | None = None  # one mixer call on a batch (median)
+    pct_ceiling: float | None = None
+    mixer_pct_step: float | None = None
+    mix_delta_pct: float | None = None  # step time with mixing vs without, same path
+    runs: list[float] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ config
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mixcut.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return hydra_compose("train", overrides=overrides)
+
+
+def aug_overrides(aug: str, img_size: int) -> list[str]:
+    if aug == "auto":
+        aug = "cifar" if img_size <= 64 else "rrc"
+    if aug == "rrc":  # random resized crop + flip: what both paths can do (no per-image colour ops)
+        return ["aug=imagenet", "aug.color_jitter=null"]
+    return [f"aug={aug}"]
+
+
+def overrides_for(args, path: str, mix: str) -> list[str]:
+    o = [f"model.name={args.model}", f"mix={mix}", f"trainer.batch_size={args.batch}", f"trainer.device={args.device}",
+         f"trainer.amp={args.amp}", f"trainer.channels_last={str(args.channels_last).lower()}",
+         f"trainer.compile={str(args.compile).lower()}", "trainer.progress=false", "trainer.epochs=1", f"optim.name={args.optim}",
+         f"data.img_size={args.img_size}", f"data.num_workers={args.workers}", "data.val_fraction=0"]
+    o += aug_overrides(args.aug, args.img_size)
+    if args.threads:
+        o.append(f"trainer.threads={args.threads}")
+    if path == "synthetic":
+        o += ["data=synthetic", f"data.train_size={args.batch}", "data.val_size=0", f"data.num_classes={args.num_classes}"]
+    else:
+        o += ["data=folder", f"data.root={args.data}", f"data.cache={'device' if path == 'cache' else 'none'}"]
+        if args.cache_dir:
+            o.append(f"data.cache_dir={args.cache_dir}")
+    return o + list(args.override)
+
+
+# ----------------------------------------------------------------- streams
+class FixedBatch:
+    """One normalised batch on the device, served ``limit`` times per epoch (the compute-only ceiling)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y, self.limit = x, y, 1
+
+    def __len__(self) -> int:
+        return self.limit
+
+    def epoch(self, epoch: int, start: int = 0):
+        for _ in range(start, self.limit):
+            yield self.x, self.y
+
+    def end_epoch_report(self) -> dict:
+        return {}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build_run(cfg, run_dir: Path):
+    from mixcut import distributed as D
+    from mixcut.train import Run, resolve_amp, resolve_device
+
+    info = D.env_info()
+    device = resolve_device(cfg.trainer.device, info)
+    return Run(cfg, run_dir, info, device, resolve_amp(cfg.trainer.amp, device))
+
+
+def time_data(stream, steps: int, device: torch.device) -> float:
+    """Images per second the batch stream delivers on its own (epoch 2, ``steps`` batches)."""
+    stream.limit = steps
+    n = 0
+    sync(device)
+    start = time.perf_counter()
+    for x, _ in stream.epoch(2):
+        n += x.shape[0]
+    sync(device)
+    return n / (time.perf_counter() - start)
+
+
+def time_mixer(mixer, x: torch.Tensor, y: torch.Tensor, device: torch.device, calls: int = 30) -> float:
+    work = x.clone()
+    times = []
+    for i in range(calls + 5):
+        sync(device)
+        start = time.perf_counter()
+        mixer(work, y)
+        sync(device)
+        if i >= 5:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def measure(args, path: str, mix: str) -> tuple[float, float | None, float | None]:
+    """(training img/s, data-only img/s, mixer ms) for one case."""
+    from mixcut.engine import TrainState, train_one_epoch
+
+    cfg = compose(overrides_for(args, path, mix))
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        run = build_run(cfg, Path(tmp))
+        device, parts = run.device, run.parts
+        stream = run.data.train
+        if path == "synthetic":
+            x, y = next(iter(stream.epoch(0)))
+            stream = FixedBatch(x.clone(), y.clone())
+        needed = args.warmup + args.steps
+        if path != "synthetic" and len(stream) < needed:
+            raise SystemExit(f"{args.data} gives {len(stream)} batches of {args.batch}; --warmup + --steps needs {needed}.")
+        data_img_s = None
+        if not args.no_data_timing and path != "synthetic":
+            data_img_s = time_data(stream, min(args.steps, len(stream)), device)
+        stream.limit = args.warmup
+        train_one_epoch(parts, TrainState(epoch=0), stream)  # warm-up: workers, allocator, compile, caches
+        stream.limit = args.steps
+        sync(device)
+        start = time.perf_counter()
+        stats = train_one_epoch(parts, TrainState(epoch=1), stream)
+        sync(device)
+        img_s = stats["train_images"] / (time.perf_counter() - start)
+        mixer_ms = None
+        if mix != "none":
+            x, y = next(iter(stream.epoch(3)))
+            mixer_ms = time_mixer(parts.mixer, x, y, device)
+        del run, parts, stream
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return img_s, data_img_s, mixer_ms
+
+
+# ------------------------------------------------------------------ report
+def fill_ratios(results: list[Result]) -> None:
+    by = {(r.path, r.mix): r for r in results}
+    for r in results:
+        ceiling = by.get(("synthetic", r.mix))
+        if ceiling is not None:
+            r.pct_ceiling = 100.0 * r.img_s / ceiling.img_s
+        if r.mixer_ms is not None:
+            r.mixer_pct_step = 100.0 * r.mixer_ms / r.ms_step
+        off = by.get((r.path, "none"))
+        if r.mix != "none" and off is not None:
+            r.mix_delta_pct = 100.0 * (r.ms_step - off.ms_step) / r.ms_step
+
+
+COLUMNS = (  # header, width, attribute, decimals
+    ("img/s", 9, "img_s", 0), ("ms/step", 9, "ms_step", 1), ("% ceiling", 11, "pct_ceiling", 1),
+    ("data img/s", 12, "data_img_s", 0), ("mixer ms", 10, "mixer_ms", 2), ("mixer %", 9, "mixer_pct_step", 2),
+    ("mix Δ %", 9, "mix_delta_pct", 1),
+)
+
+
+def table(results: list[Result]) -> str:
+    head = f"{'path':<10}{'mix':<6}" + "".join(f"{name:>{w}}" for name, w, _, _ in COLUMNS)
+    lines = [head, "-" * len(head)]
+    for r in results:
+        cells = []
+        for _, w, attr, dec in COLUMNS:
+            v = getattr(r, attr)
+            cells.append(f"{v:>{w}.{dec}f}" if v is not None else f"{'-':>{w}}")
+        lines.append(f"{r.path:<10}{r.mix:<6}" + "".join(cells))
+    lines.append("% ceiling: img/s over the synthetic path's with the same mixing; mixer %: one mixer call (median) "
+                 "over the step time;\nmix Δ %: step time with mixing minus without, over the step time "
+                 "(noisy on a shared machine).")
+    return "\n".join(lines)
+
+
+def environment(args) -> dict:
+    env = {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "hostname": platform.node()}
+    try:
+        import timm
+
+        env["timm"] = timm.__version__
+    except ImportError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            env["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.processor())
+    except OSError:
+        env["cpu"] = platform.processor()
+    if args.device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+    try:
+        env["load_avg"] = os.getloadavg()
+    except OSError:
+        pass
+    return env
+
+
+# ----------------------------------------------------------- data helpers
+def _class_files(data: Path, per_class: int | None) -> list[tuple[str, list[Path]]]:
+    train = data / "train"
+    if not train.is_dir():
+        raise SystemExit(f"{train} does not exist (expected DATA/train/<class>/*.jpg)")
+    from mixcut.data.folder import IMG_EXTENSIONS
+
+    out = []
+    for cls in sorted(p for p in train.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in cls.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+        out.append((cls.name, files[:per_class] if per_class else files))
+    return out
+
+
+def _upscale_one(job) -> None:
+    from PIL import Image
+
+    src, dst, size = job
+    with Image.open(src) as img:
+        img.convert("RGB").resize((size, size), Image.BICUBIC).save(dst, quality=90)
+
+
+def make_upscaled_folder(data: Path, out: Path, size: int, limit: int | None, workers: int) -> None:
+    """``out/train/<class>/*.jpg``: the first ``limit / classes`` images of every class, resized to ``size`` px."""
+    from multiprocessing import Pool
+
+    classes = _class_files(data, None)
+    per_class = (limit // len(classes)) if limit else None
+    jobs = []
+    for name, files in classes:
+        (out / "train" / name).mkdir(parents=True, exist_ok=True)
+        jobs += [(str(f), str(out / "train" / name / (f.stem + ".jpg")), size) for f in files[:per_class]]
+    start = time.perf_counter()
+    with Pool(max(1, workers)) as pool:
+        pool.map(_upscale_one, jobs, chunksize=64)
+    print(f"wrote {len(jobs)} images of {size}x{size} px to {out}/train in {time.perf_counter() - start:.1f}s")
+
+
+def make_split_folder(data: Path, out: Path, val_per_class: int, limit: int | None) -> None:
+    """Symlinks: the last ``val_per_class`` images of every class in ``out/validation`` (also reachable as
+    ``out/val``, mixcut's name), the others (at most ``limit / classes`` per class) in ``out/train``."""
+    classes = _class_files(data, None)
+    per_class = (limit // len(classes)) if limit else None
+    n_train = n_val = 0
+    for name, files in classes:
+        val, train = files[len(files) - val_per_class :], files[: len(files) - val_per_class][:per_class]
+        for split, chosen in (("train", train), ("validation", val)):
+            d = out / split / name
+            d.mkdir(parents=True, exist_ok=True)
+            for f in chosen:
+                link = d / f.name
+                if not link.exists():
+                    link.symlink_to(f.resolve())
+        n_train, n_val = n_train + len(train), n_val + len(val)
+    if not (out / "val").exists():
+        (out / "val").symlink_to("validation")
+    print(f"{out}: {n_train} train / {n_val} validation images (symlinks; val -> validation)")
+
+
+# -------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, help="image folder with train/<class>/* (folder and cache paths)")
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--img-size", type=int, default=32)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers (folder path; cache decoding)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in the training process")
+    p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16", "auto"))
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--optim", default="sgd")
+    p.add_argument("--aug", default="auto",
+                   help="auto (cifar up to 64 px, else rrc), rrc, or an aug group name (cifar, none, ...)")
+    p.add_argument("--num-classes", type=int, default=10, help="synthetic path")
+    p.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    p.add_argument("--mixes", default=",".join(MIXES), help="comma-separated mix groups (deit = Mixup/CutMix switch, none)")
+    p.add_argument("--repeats", type=int, default=1, help="run every case this many times in turn, keep the fastest")
+    p.add_argument("--cache-dir", default=None, help="data.cache_dir (default: beside the data, else ~/.cache/mixcut)")
+    p.add_argument("--no-data-timing", action="store_true", help="skip timing the data paths alone")
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
+    p.add_argument("--make-upscaled-folder", type=Path, default=None, metavar="DIR")
+    p.add_argument("--upscale", type=int, default=224)
+    p.add_argument("--limit", type=int, default=None, help="images in the upscaled/split folder (class-balanced)")
+    p.add_argument("--make-split-folder", type=Path, default=None, metavar="DIR")
+    p.add_argument("--val-per-class", type=int, default=500)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.make_upscaled_folder or args.make_split_folder:
+        if args.data is None:
+            raise SystemExit("--data DIR is needed (the source image folder)")
+        if args.make_upscaled_folder:
+            make_upscaled_folder(args.data, args.make_upscaled_folder, args.upscale, args.limit, args.workers)
+        if args.make_split_folder:
+            make_split_folder(args.data, args.make_split_folder, args.val_per_class, args.limit)
+        return 0
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in ("mixcut", "mixcut.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("mixcut.data.cache").setLevel(logging.INFO)  # decode time, hit or miss
+
+    paths = [p for p in args.paths.split(",") if p]
+    mixes = [m for m in args.mixes.split(",") if m]
+    if any(p not in PATHS for p in paths):
+        raise SystemExit(f"--paths: choose from {', '.join(PATHS)}")
+    if {"folder", "cache"} & set(paths) and args.data is None:
+        raise SystemExit("--data DIR is needed for the folder and cache paths (or --paths synthetic)")
+    if args.data is not None:
+        args.data = args.data.resolve()
+    runs: dict[tuple[str, str], list[tuple[float, float | None, float | None]]] = {}
+    order = [(p, m) for p in ("synthetic", "cache", "folder") if p in paths for m in mixes]
+    for rep in range(args.repeats):
+        for path, mix in order:
+            img_s, data_img_s, mixer_ms = measure(args, path, mix)
+            runs.setdefault((path, mix), []).append((img_s, data_img_s, mixer_ms))
+            print(f"[{rep + 1}/{args.repeats}] {path:<9} mix={mix:<5} {img_s:8.1f} img/s"
+                  + (f"  data alone {data_img_s:8.0f} img/s" if data_img_s else "")
+                  + (f"  mixer {mixer_ms:.2f} ms" if mixer_ms is not None else ""), flush=True)
+    results = []
+    for (path, mix), rs in runs.items():
+        best = max(rs, key=lambda r: r[0])
+        data_rates = [r[1] for r in rs if r[1] is not None]
+        mixer = [r[2] for r in rs if r[2] is not None]
+        results.append(Result(path, mix, best[0], 1e3 * args.batch / best[0], max(data_rates) if data_rates else None,
+                              min(mixer) if mixer else None, runs=[r[0] for r in rs]))
+    fill_ratios(results)
+    text = table(results)
+    settings = (f"{args.model} {args.img_size}px batch {args.batch}, {args.steps} steps after {args.warmup} warm-up, "
+                f"amp {args.amp}, channels_last {args.channels_last}, compile {args.compile}, {args.workers} workers, "
+                f"device {args.device}, best of {args.repeats}")
+    print("\n" + settings + "\n" + text)
+    if args.json:
+        payload = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                   "environment": environment(args), "results": [asdict(r) for r in results]}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
