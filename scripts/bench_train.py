@@ -185,8 +185,9 @@ def measure(args, path: str, mix: str) -> tuple[float, float | None, float | Non
         data_img_s = None
         if not args.no_data_timing and path != "synthetic":
             data_img_s = time_data(stream, min(args.steps, len(stream)), device)
-        stream.limit = args.warmup
-        train_one_epoch(parts, TrainState(epoch=0), stream)  # warm-up: workers, allocator, compile, caches
+        if args.warmup > 0:  # workers, allocator, compile, caches
+            stream.limit = args.warmup
+            train_one_epoch(parts, TrainState(epoch=0), stream)
         stream.limit = args.steps
         sync(device)
         start = time.perf_counter()
