@@ -18,6 +18,7 @@ Modes (as in timm):
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import NamedTuple
 
 import torch
@@ -135,7 +136,8 @@ class Mixer:
         self.seed = int(seed)
         self._generators: dict[str, torch.Generator] = {}
         self._pending_states: dict[str, Tensor] = {}
-        self._scratch: Tensor | None = None
+        self._scratch: Tensor | None = None  # x[partner] (see `gather`)
+        self._flat: Tensor | None = None  # other scratch (see `scratch`)
 
     # ---------------------------------------------------------------- state
     def generator(self, device: torch.device | str) -> torch.Generator:
@@ -263,6 +265,16 @@ class Mixer:
         if buf is None or buf.shape != x.shape or buf.dtype != x.dtype or buf.device != x.device or buf.stride() != x.stride():
             buf = self._scratch = torch.empty_like(x)
         return torch.index_select(x, 0, partner, out=buf)
+
+    def scratch(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """A contiguous scratch tensor of ``shape`` (``like``'s dtype and device),
+        carved from one kept flat buffer: box-sized gathers reuse it whatever
+        the box size. Scratch only, never returned to the caller."""
+        n = math.prod(shape)
+        flat = self._flat
+        if flat is None or flat.numel() < n or flat.dtype != like.dtype or flat.device != like.device:
+            flat = self._flat = torch.empty(max(n, like.numel()), dtype=like.dtype, device=like.device)
+        return flat[:n].view(shape)
 
     def output_buffer(self, x: Tensor) -> Tensor:
         """Where the mixed batch goes: ``x`` itself when in place, else a new tensor."""

@@ -65,11 +65,13 @@ class MixChoice(Mixer):
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         k = int(self.choose(torch.rand(1, generator=draws.generator))[0])
         member = self.mixers[k]
-        member._scratch, self._scratch = self._scratch, None  # share one scratch buffer
+        # lend the member this mixer's scratch buffers, so that members share them
+        member._scratch, member._flat = self._scratch, self._flat
         try:
             return member.apply_batch(x, partner, draws)
         finally:
-            self._scratch, member._scratch = member._scratch, None
+            self._scratch, self._flat = member._scratch, member._flat
+            member._scratch = member._flat = None
 
     def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
         choice = self.choose(draws.uniform())
@@ -81,13 +83,18 @@ class MixChoice(Mixer):
             return plans[0]
         spatial = any(p.weight.shape[-1] != 1 for p in plans)
         shape = (x.shape[0], 1, *x.shape[-2:]) if spatial else (x.shape[0], 1, 1, 1)
-        weight = torch.zeros(shape, dtype=torch.float32, device=x.device)
+        # one weight map for all members, written in place into kept scratch (no batch-sized allocations)
+        dtype = x.dtype if x.is_floating_point() else torch.float32
+        weight = self.scratch(shape, x) if dtype == x.dtype and not x.requires_grad else torch.empty(shape, dtype=dtype, device=x.device)
         lam_out = torch.ones_like(lam)
         custom = any(p.source is not None for p in plans)
         source = self.gather(x, partner).clone() if custom else None
         for k, p in enumerate(plans):
             sel = choice == k
-            weight = torch.where(sel.view(-1, 1, 1, 1), p.weight.float(), weight)
+            if k == 0:
+                weight.copy_(p.weight.expand(shape))
+            else:
+                torch.where(sel.view(-1, 1, 1, 1), p.weight, weight, out=weight)
             lam_out = torch.where(sel, p.lam, lam_out)
             if p.source is not None:
                 source = torch.where(sel.view(-1, 1, 1, 1), p.source, source)

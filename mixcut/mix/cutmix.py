@@ -61,7 +61,12 @@ class CutMix(Mixer):
         if out is not x:
             out.copy_(x)
         if y1 > y0 and x1 > x0:
-            out[:, :, y0:y1, x0:x1] = x[partner, :, y0:y1, x0:x1]
+            region = x[:, :, y0:y1, x0:x1]
+            if x.requires_grad:
+                out[:, :, y0:y1, x0:x1] = region.index_select(0, partner)
+            else:  # gather the partners' boxes into kept scratch: no batch-sized allocation
+                gathered = self.scratch(tuple(region.shape), x)
+                out[:, :, y0:y1, x0:x1] = torch.index_select(region, 0, partner, out=gathered)
         kept = float(self.kept_share(boxes, lam, h, w)[0])
         return out, torch.full((x.shape[0],), kept, device=x.device)
 
