@@ -85,7 +85,10 @@ class MixChoice(Mixer):
         shape = (x.shape[0], 1, *x.shape[-2:]) if spatial else (x.shape[0], 1, 1, 1)
         # one weight map for all members, written in place into kept scratch (no batch-sized allocations)
         dtype = x.dtype if x.is_floating_point() else torch.float32
-        weight = self.scratch(shape, x) if dtype == x.dtype and not x.requires_grad else torch.empty(shape, dtype=dtype, device=x.device)
+        if dtype == x.dtype and not x.requires_grad:
+            weight = self.scratch(shape, x)
+        else:
+            weight = torch.empty(shape, dtype=dtype, device=x.device)
         lam_out = torch.ones_like(lam)
         custom = any(p.source is not None for p in plans)
         source = self.gather(x, partner).clone() if custom else None
