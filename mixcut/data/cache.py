@@ -54,6 +54,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from ..checkpoint import fsync_dir
 from .folder import BadImage, FileSplit, load_rgb
 from .sources import TensorSplit
 from .transforms import _INTERP, ToUint8Tensor
@@ -157,11 +158,19 @@ def cache_dir_for(root: str | Path, cache_dir: str | None) -> Path | None:
         return beside
     fallback = _named_dir(user_cache_dir(), root)
     if _writable_dir(fallback):
-        log.info("data root %s is not writable; keeping its decoded-image cache in %s (set data.cache_dir=DIR to choose)",
-                 root, fallback)
+        log.info(
+            "data root %s is not writable; keeping its decoded-image cache in %s (set data.cache_dir=DIR to choose)",
+            root,
+            fallback,
+        )
         return fallback
-    log.warning("no writable place for the decoded-image cache of %s (tried %s and %s); decoding every run. "
-                "Set data.cache_dir=DIR to a writable directory.", root, beside, fallback)
+    log.warning(
+        "no writable place for the decoded-image cache of %s (tried %s and %s); decoding every run. "
+        "Set data.cache_dir=DIR to a writable directory.",
+        root,
+        beside,
+        fallback,
+    )
     return None
 
 
@@ -178,19 +187,6 @@ def _crc(*buffers) -> int:
         for i in range(0, len(view), _CHUNK):
             crc = zlib.crc32(view[i : i + _CHUNK], crc)
     return crc
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_cache(path: Path, key: str, images: torch.Tensor, labels: torch.Tensor, skipped: list[str], recipe: dict) -> None:
@@ -219,7 +215,7 @@ def write_cache(path: Path, key: str, images: torch.Tensor, labels: torch.Tensor
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -302,8 +298,9 @@ def _collate(items):
     return idx, imgs, bad
 
 
-def decode_split(split: FileSplit, transform, size: int, num_workers: int, on_bad_image: str,
-                 batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def decode_split(
+    split: FileSplit, transform, size: int, num_workers: int, on_bad_image: str, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Decode every file of ``split`` with ``transform`` in ``num_workers`` DataLoader
     workers; returns (images, labels, skipped files) with unreadable files dropped
     (``skip``) or a DataError for the first one (``error``)."""
@@ -315,8 +312,13 @@ def decode_split(split: FileSplit, transform, size: int, num_workers: int, on_ba
     bad: dict[int, str] = {}
     # its own generator: a DataLoader draws its base seed from the global one, and the
     # model's initialisation must not depend on whether the cache was hit
-    loader = DataLoader(_Decode(split, transform), batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        _Decode(split, transform),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        generator=torch.Generator().manual_seed(0),
+    )
     for idx, imgs, errors in loader:
         if imgs is not None:
             images[idx] = imgs
@@ -351,8 +353,9 @@ def _dist_group(world_size: int):
     return None
 
 
-def load_or_decode(split: FileSplit, data_cfg, aug_cfg, name: str, train: bool, rank: int = 0,
-                   world_size: int = 1) -> TensorSplit:
+def load_or_decode(
+    split: FileSplit, data_cfg, aug_cfg, name: str, train: bool, rank: int = 0, world_size: int = 1
+) -> TensorSplit:
     """``split`` as a TensorSplit, from its cache file when that is valid, else
     decoded (and the cache written). Under DDP rank 0 decodes and writes while the
     other ranks wait, then they read the file (or decode themselves if it could not
@@ -390,20 +393,39 @@ def _load_or_build(split, data_cfg, name, recipe, key, path, t_key, write: bool)
             reason = f"unreadable ({e})"
         else:
             _report_skipped(skipped, name, data_cfg.on_bad_image, cached=True)
-            log.info("device cache hit: %s split, %d images %s from %s (%.1f MB, read and checked in %.2fs; key %.2fs)",
-                     name, len(labels), "x".join(map(str, images.shape[1:])), path, images.numel() / 1e6,
-                     time.perf_counter() - t0, t_key)
+            log.info(
+                "device cache hit: %s split, %d images %s from %s (%.1f MB, read and checked in %.2fs; key %.2fs)",
+                name,
+                len(labels),
+                "x".join(map(str, images.shape[1:])),
+                path,
+                images.numel() / 1e6,
+                time.perf_counter() - t0,
+                t_key,
+            )
             return TensorSplit(images, labels)
         log.warning("device cache miss: %s is not usable: %s; decoding again", path, reason)
     else:
-        log.info("device cache miss: no cache file for the %s split%s; decoding %d images",
-                 name, f" at {path}" if path else "", len(split))
+        log.info(
+            "device cache miss: no cache file for the %s split%s; decoding %d images",
+            name,
+            f" at {path}" if path else "",
+            len(split),
+        )
     t0 = time.perf_counter()
-    images, labels, skipped = decode_split(split, recipe_transform(recipe), recipe["crop"], data_cfg.num_workers,
-                                           data_cfg.on_bad_image)
+    images, labels, skipped = decode_split(
+        split, recipe_transform(recipe), recipe["crop"], data_cfg.num_workers, data_cfg.on_bad_image
+    )
     took = time.perf_counter() - t0
-    log.info("decoded the %s split: %d of %d files in %.1fs (%.0f img/s, %d workers)", name, len(labels), len(split), took,
-             len(split) / max(took, 1e-9), data_cfg.num_workers)
+    log.info(
+        "decoded the %s split: %d of %d files in %.1fs (%.0f img/s, %d workers)",
+        name,
+        len(labels),
+        len(split),
+        took,
+        len(split) / max(took, 1e-9),
+        data_cfg.num_workers,
+    )
     _report_skipped(skipped, name, data_cfg.on_bad_image)
     if path is not None and write:
         t0 = time.perf_counter()

@@ -26,6 +26,7 @@ import torch.nn as nn
 from timm.models import register_model
 
 from ._base import ClassifierMixin, build, init_weights
+from .cifar import BasicBlock  # the post-activation block, shared with the CIFAR ResNets
 
 
 class PreActBlock(nn.Module):
@@ -43,23 +44,6 @@ class PreActBlock(nn.Module):
         shortcut = self.project(pre) if self.project is not None else x
         out = self.conv2(self.act(self.bn2(self.conv1(pre))))
         return out + shortcut
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.act = nn.ReLU(inplace=True)
-        self.shortcut = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
-        return self.act(out + self.shortcut(x))
 
 
 class ResNet18Cifar(ClassifierMixin):
