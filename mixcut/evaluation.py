@@ -82,6 +82,25 @@ class CorruptedBatches:
         return len(self.batches)
 
 
+class EveryKth:
+    """The validation images whose position in the (fixed) validation order is a multiple
+    of ``k``: a deterministic subset that keeps the class balance of an ordered split."""
+
+    def __init__(self, batches, k: int) -> None:
+        self.batches, self.k = batches, k
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        seen = 0
+        for x, y in self.batches.epoch(epoch):
+            first = (-seen) % self.k  # index in this batch of the next multiple of k
+            seen += x.shape[0]
+            if first < x.shape[0]:
+                yield x[first :: self.k], y[first :: self.k]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     overrides: Sequence[str] = (),
@@ -91,6 +110,7 @@ def evaluate_checkpoint(
     severities: Sequence[int] = SEVERITIES,
     use_ema: bool = False,
     seed: int = 0,
+    corruption_every: int = 1,
 ) -> dict:
     """Evaluate ``checkpoint`` on its validation split; write JSON and a reliability PNG; return the results."""
     from . import distributed as D
@@ -109,6 +129,8 @@ def evaluate_checkpoint(
     unknown = [n for n in names if n not in CORRUPTIONS]
     if unknown:
         raise ConfigError(f"unknown corruptions {unknown}; choose from: {', '.join(CORRUPTIONS)}.")
+    if corruption_every < 1:
+        raise ConfigError(f"corruption_every must be >= 1 (1 = every validation image); got {corruption_every}.")
     if any(s not in SEVERITIES for s in severities):
         raise ConfigError(f"severities must be among {SEVERITIES}; got {list(severities)}.")
 
@@ -148,23 +170,26 @@ def evaluate_checkpoint(
     }
 
     if corruptions:
+        val = data.val if corruption_every == 1 else EveryKth(data.val, corruption_every)
         table: dict[str, dict[str, dict]] = {}
         for i, name in enumerate(names):
             table[name] = {}
             for severity in severities:
                 stream = CorruptedBatches(
-                    data.val, name, severity, cfg.data.mean, cfg.data.std, seed=seed * 1000 + i * 10 + severity, device=device
+                    val, name, severity, cfg.data.mean, cfg.data.std, seed=seed * 1000 + i * 10 + severity, device=device
                 )
                 m = evaluate(model, stream, num_classes, device, amp_dtype)
                 table[name][str(severity)] = {k: m[k] for k in ("top1", "nll", "ece")}
                 log.info("corruption %-17s severity %d: top1 %.2f", name, severity, m["top1"])
         by_name = {n: sum(v["top1"] for v in sev.values()) / len(sev) for n, sev in table.items()}
+        subset = "" if corruption_every == 1 else f", on every {corruption_every}th validation image"
         result.update(
             corruptions=table,
+            corruption_n=m["n"],
             corruption_top1_by_name=by_name,
             corruption_top1_mean=sum(by_name.values()) / len(by_name),
             corruption_protocol=f"mixcut.corruptions: {len(names)} corruptions x severities {list(severities)}, "
-            "CIFAR-10-C parameters (Hendrycks & Dietterich, ICLR 2019), generated on the fly",
+            "CIFAR-10-C parameters (Hendrycks & Dietterich, ICLR 2019), generated on the fly" + subset,
         )
 
     result["wall_time_s"] = time.time() - t0

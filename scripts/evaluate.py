@@ -30,6 +30,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--corruptions", action="store_true", help="also measure top-1 under common corruptions")
     p.add_argument("--corruption-names", default=None, help=f"comma-separated subset of: {', '.join(CORRUPTIONS)} (default: all)")
     p.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="comma-separated severities (default 1-5)")
+    p.add_argument(
+        "--corruption-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="corrupt only every K-th validation image (a fixed, class-balanced subset; default 1: all); "
+        "clean metrics always use the whole split",
+    )
     p.add_argument("--ema", action="store_true", help="evaluate the EMA weights instead of the model's")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption noise (default 0)")
     return p.parse_intermixed_args(argv)  # options and KEY=VALUE overrides in any order
@@ -48,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             severities=[int(s) for s in args.severities.split(",")],
             use_ema=args.ema,
             seed=args.seed,
+            corruption_every=args.corruption_every,
         )
     except (ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -157,3 +157,40 @@ def test_summarize_table_and_chart(tmp_path, capsys):
     assert script.main([str(runs[0]), "--best", "--label", "model.name"]) == 0
     assert "| cifar_resnet20 | 0 | 91.00 |" in capsys.readouterr().out
     assert script.main([str(tmp_path / "not_a_run")]) == 2
+
+
+class _Batches:
+    """A fixed validation stream: images 0..n-1 (their index as the value) in batches."""
+
+    def __init__(self, n: int, batch: int) -> None:
+        self.values = torch.arange(n)
+        self.batch = batch
+
+    def epoch(self, epoch: int):
+        for i in range(0, len(self.values), self.batch):
+            v = self.values[i : i + self.batch]
+            yield v.float().view(-1, 1, 1, 1), v
+
+    def __len__(self) -> int:
+        return -(-len(self.values) // self.batch)
+
+
+@pytest.mark.parametrize("n,batch,k", [(101, 16, 5), (100, 10, 5), (7, 3, 1), (50, 7, 60)])
+def test_every_kth_takes_exactly_the_multiples_of_k_across_batches(n, batch, k):
+    from mixcut.evaluation import EveryKth
+
+    kept = torch.cat([y for _, y in EveryKth(_Batches(n, batch), k).epoch(0)])
+    assert kept.tolist() == list(range(0, n, k))
+
+
+@pytest.mark.slow
+def test_corruption_every_evaluates_the_subset_and_keeps_clean_metrics_whole(tiny_run, tmp_path):
+    ckpt = tiny_run / "checkpoints" / "last.pt"
+    result = evaluate_checkpoint(
+        ckpt, ["trainer.device=cpu"], out_dir=tmp_path, corruptions=True, corruption_names=["contrast"], severities=[1],
+        corruption_every=5,
+    )
+    assert result["metrics"]["n"] == 48 and result["corruption_n"] == 10  # images 0, 5, ..., 45
+    assert "every 5th" in result["corruption_protocol"]
+    with pytest.raises(ConfigError, match="corruption_every"):
+        evaluate_checkpoint(ckpt, ["trainer.device=cpu"], out_dir=tmp_path, corruptions=True, corruption_every=0)
