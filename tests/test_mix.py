@@ -577,3 +577,24 @@ def test_bench_script_runs(tmp_path, monkeypatch):
 
 
 TIMM_KIND = {"mixup": "mixup", "cutmix": "cutmix", "deit": "switch"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.uint8, torch.int16])
+@pytest.mark.parametrize("mask_shape", [(6, 1, 5, 7), (6, 1, 1, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_select_equals_torch_where_bit_for_bit(dtype, mask_shape, channels_last):
+    from mixcut.mix.functional import select
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(6, 3, 5, 7, generator=g) * 200 - (0 if dtype in (torch.uint8,) else 100)).to(dtype)
+    src = (torch.rand(6, 3, 5, 7, generator=g) * 200).to(dtype)
+    if channels_last:
+        x, src = x.contiguous(memory_format=torch.channels_last), src.contiguous(memory_format=torch.channels_last)
+    mask = torch.rand(mask_shape, generator=g) > 0.4
+    expected = torch.where(mask, x, src)
+    x_before, src_before = x.clone(), src.clone()
+    got = select(mask, x, src)
+    assert got.dtype == dtype and torch.equal(got, expected)
+    assert torch.equal(x, x_before) and torch.equal(src, src_before)  # out of place touches nothing
+    out = select(mask, x, src.clone(), out=x, overwrite_source=True)  # the render path: in place, scratch source
+    assert out.data_ptr() == x.data_ptr() and torch.equal(x, expected)

@@ -244,12 +244,11 @@ class Mixer:
 
     def render(self, x: Tensor, partner: Tensor, plan: Plan) -> Tensor:
         """Apply a plan, in place when allowed, reusing a scratch buffer."""
+        own_source = plan.source is None and not x.requires_grad  # then source is our scratch
         source = plan.source if plan.source is not None else self.gather(x, partner)
         out = x if self.inplace and not x.requires_grad else None
         if plan.weight.dtype == torch.bool:
-            if out is None:
-                return torch.where(plan.weight, x, source)
-            return torch.where(plan.weight, x, source, out=out)
+            return F.select(plan.weight, x, source, out=out, overwrite_source=own_source)
         return F.blend(x, source, plan.weight, out=out)
 
     def gather(self, x: Tensor, partner: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from . import functional as F
 from .base import Draws, Mixer, Plan
 
 
@@ -97,7 +98,7 @@ class MixChoice(Mixer):
             if k == 0:
                 weight.copy_(p.weight.expand(shape))
             else:
-                torch.where(sel.view(-1, 1, 1, 1), p.weight, weight, out=weight)
+                F.select(sel.view(-1, 1, 1, 1), p.weight.to(weight.dtype), weight, out=weight)
             lam_out = torch.where(sel, p.lam, lam_out)
             if p.source is not None:
                 source = torch.where(sel.view(-1, 1, 1, 1), p.source, source)

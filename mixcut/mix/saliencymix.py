@@ -153,7 +153,7 @@ class SaliencyMix(Mixer):
         cy, cx = self.peaks(x.detach(), partner)
         boxes = F.cutmix_boxes(lam.to(x.device), h, w, cy, cx)  # lam == 1 (inactive) gives an empty box
         kept = 1.0 - F.box_area(boxes).float() / float(h * w)
-        return Plan(weight=~F.box_masks(boxes, h, w), lam=kept)
+        return Plan(weight=F.box_keep_weights(boxes, h, w, F.weight_dtype(x)), lam=kept)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, per_batch={self.per_batch}"
