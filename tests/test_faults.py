@@ -161,6 +161,36 @@ def test_graceful_stop_saves_and_explains_how_to_resume(tmp_path, reference, sig
     _resume_and_check(run_dir, reference)
 
 
+def test_slurm_warning_saves_and_requeues_the_job(tmp_path, reference):
+    """SIGUSR1 (SLURM's time-limit/preemption warning) under plain sbatch: checkpoint
+    at the step boundary, then ``scontrol requeue $SLURM_JOB_ID`` (a fake on PATH)."""
+    run_dir = tmp_path / "run"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol_calls"
+    fake = bin_dir / "scontrol"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SLURM_JOB_ID="4242", PATH=f"{bin_dir}:{os.environ['PATH']}")
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (run_dir / "metrics.jsonl").exists() and time.time() < deadline:  # wait for epoch 1 to finish
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, "a warned job stops after saving; SLURM starts it again"
+    assert calls.read_text().split() == ["requeue", "4242"]
+    assert _final(run_dir)["state"]["epoch"] >= 1
+    _resume_and_check(run_dir, reference)
+
+
 def _make_bad_folder(root):
     from PIL import Image
 
