@@ -45,16 +45,27 @@ declare -A EXTRA=(
 read -r -a ORDER <<< "${METHODS:-none mixup cutmix deit manifold_mixup fmix resizemix saliencymix cutout}"
 
 mkdir -p "$OUT"
-for method in "${ORDER[@]}"; do
-  case $method in none|mixup|cutmix|deit) seeds=$SEEDS_MAIN ;; *) seeds=0 ;; esac
-  for seed in $seeds; do
-    run="$OUT/$method-s$seed"
-    if [ -f "$run/summary.json" ]; then echo "skip $run (done)"; continue; fi
-    # shellcheck disable=SC2086
+# Every method once with the first seed, then the other seeds of the main methods, so that a run
+# cut short still has every method. Finished steps are skipped: rerun the script to continue.
+read -r -a MAIN_SEEDS <<< "$SEEDS_MAIN"
+JOBS=()
+for method in "${ORDER[@]}"; do JOBS+=("$method:${MAIN_SEEDS[0]}"); done
+for seed in "${MAIN_SEEDS[@]:1}"; do
+  for method in "${ORDER[@]}"; do
+    case $method in none|mixup|cutmix|deit) JOBS+=("$method:$seed") ;; esac
+  done
+done
+for job in "${JOBS[@]}"; do
+  method=${job%%:*} seed=${job##*:}
+  run="$OUT/$method-s$seed"
+  if [ ! -f "$run/summary.json" ]; then
     echo "== $run"
+    # shellcheck disable=SC2086
     "$PY" train.py "${COMMON[@]}" ${EXTRA[$method]} "trainer.seed=$seed" "hydra.run.dir=$run" trainer.resume=auto \
         "${EXTRA_ARGS[@]}" 2>&1 | tail -n 4
+  fi
+  if [ ! -f "$run/eval/last.json" ]; then
     "$PY" scripts/evaluate.py "$run/checkpoints/last.pt" --corruptions trainer.batch_size=500 "${EVAL_ARGS[@]}" 2>&1 | tail -n 2
-  done
+  fi
 done
 "$PY" scripts/summarize.py "$OUT"/*/ --md "$OUT/results.md" --png "$OUT/results.png" --title "CIFAR-10 (JPEG), $MODEL, $EPOCHS epochs"
