@@ -109,9 +109,10 @@ def test_step_checkpoints_resume_mid_epoch_at_the_exact_batch(tmp_path, referenc
 def test_sigkill_at_random_moments(tmp_path, reference):
     """Kill a real run from outside at random moments of its training, resume each time, until it finishes.
 
-    Each kill falls a random 0-1.5 s (an epoch here takes about 1 s) after the attempt has started training (its banner in train.log), so
-    the kills land in steps, evaluations and saves whatever the machine's load, not in the imports.
-    The last attempts are not killed, so the test ends on a slow machine too."""
+    Each kill falls a random 0-1.5 s (an epoch here takes about 1 s) after the attempt has started
+    training (its banner in train.log), so the kills land in steps, evaluations and saves whatever the
+    machine's load, not in the imports. The last attempts are not killed, so the test ends on a slow
+    machine too."""
     rng = random.Random(1234)
     run_dir = tmp_path / "run"
     log = run_dir / "train.log"
