@@ -154,23 +154,27 @@ def test_sigkill_at_random_moments(tmp_path, reference):
     assert _epochs_logged(run_dir) == [1, 2, 3]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_graceful_stop_saves_and_explains_how_to_resume(tmp_path, reference, sig):
-    run_dir = tmp_path / "run"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def _signal_after_first_epoch(run_dir, sig, env):
+    """Start a real training process, send ``sig`` once epoch 1 is logged; return it and its output."""
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}", "trainer.epochs=3"],
-        cwd=tmp_path,
+        [sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}"],
+        cwd=run_dir.parent,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.time() + 120
-    while not (run_dir / "metrics.jsonl").exists() and time.time() < deadline:  # wait for epoch 1 to finish
+    while not (run_dir / "metrics.jsonl").exists() and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    return (proc, *proc.communicate(timeout=120))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_graceful_stop_saves_and_explains_how_to_resume(tmp_path, reference, sig):
+    run_dir = tmp_path / "run"
+    proc, out, err = _signal_after_first_epoch(run_dir, sig, dict(os.environ, PYTHONUNBUFFERED="1"))
     assert proc.returncode != 0
     assert "trainer.resume=auto" in out + err and str(run_dir) in out + err
     ck = _final(run_dir)
@@ -189,19 +193,7 @@ def test_slurm_warning_saves_and_requeues_the_job(tmp_path, reference):
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     fake.chmod(0o755)
     env = dict(os.environ, PYTHONUNBUFFERED="1", SLURM_JOB_ID="4242", PATH=f"{bin_dir}:{os.environ['PATH']}")
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), *ARGS, f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not (run_dir / "metrics.jsonl").exists() and time.time() < deadline:  # wait for epoch 1 to finish
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGUSR1)
-    out, err = proc.communicate(timeout=120)
+    proc, out, err = _signal_after_first_epoch(run_dir, signal.SIGUSR1, env)
     assert proc.returncode != 0, "a warned job stops after saving; SLURM starts it again"
     assert calls.read_text().split() == ["requeue", "4242"]
     assert _final(run_dir)["state"]["epoch"] >= 1
