@@ -10,15 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import faults
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint may not or cannot be loaded; the message says why."""
-
-
-class StorageError(RuntimeError):
-    """A file of the run could not be written (disk full, read-only, ...); the message names it."""
+from .errors import CheckpointError, StorageError
+from .io import fsync_dir
+from .runtime import faults
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
@@ -40,20 +34,6 @@ def atomic_save(obj: dict, path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise StorageError(f"could not write checkpoint {path} ({reason}); the previous checkpoint there is unchanged.") from e
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable (best effort: some filesystems refuse)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

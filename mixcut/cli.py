@@ -22,7 +22,7 @@ def prepare_argv(argv: list[str], environ=None) -> list[str]:
       write nothing there (no ``.hydra/``, no log file).
     * After a restart, ``trainer.resume=auto`` is implied unless given.
     """
-    from .distributed import env_info, restart_count
+    from .runtime.distributed import env_info, restart_count
 
     env = os.environ if environ is None else environ
     out = _strip_local_rank(argv)
@@ -85,23 +85,12 @@ def _run_dir_override(overrides: list[str]) -> str | None:
 
 
 def _check_writable(path: str) -> None:
-    from pathlib import Path
+    from .errors import ConfigError
+    from .io import write_probe
 
-    from .config import ConfigError
-
-    p = Path(path).expanduser().absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    if not os.access(p, os.W_OK):
-        raise ConfigError(f"run directory {path} is not writable ({p} is read-only); choose another with hydra.run.dir=DIR.")
-    probe = p / f".mixcut_write_test_{os.getpid()}"
-    try:
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(
-            f"run directory {path} is not writable ({e.strerror} at {p}); choose another with hydra.run.dir=DIR."
-        ) from None
+    reason = write_probe(path)
+    if reason is not None:
+        raise ConfigError(f"run directory {path} is not writable ({reason}); choose another with hydra.run.dir=DIR.")
 
 
 def preflight(argv: list[str], config_dir: str) -> None:
@@ -129,8 +118,8 @@ def preflight(argv: list[str], config_dir: str) -> None:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             cfg = compose("train", overrides=overrides)
         validate(cfg)
-        from .distributed import env_info
         from .models import check_model_name
+        from .runtime.distributed import env_info
         from .train import build_mixer, resolve_amp, resolve_device
 
         check_model_name(cfg.model.name)
@@ -147,11 +136,9 @@ def preflight(argv: list[str], config_dir: str) -> None:
 def report_errors():
     """Turn the errors a user can fix into one line on stderr and exit code 2,
     instead of a traceback."""
-    from .checkpoint import CheckpointError, StorageError
-    from .config import ConfigError
-    from .data import DataError
     from .engine import NonFiniteLossError
-    from .train import StopRequested
+    from .errors import CheckpointError, ConfigError, DataError, StorageError
+    from .runtime.signals import StopRequested
 
     try:
         yield

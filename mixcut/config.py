@@ -14,12 +14,10 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from .errors import ConfigError
+
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
-
-
-class ConfigError(ValueError):
-    """A configuration problem the user can fix; the message says how."""
 
 
 # ------------------------------------------------------------------- schemas

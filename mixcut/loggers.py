@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from .checkpoint import StorageError
+from .errors import StorageError
 
 log = logging.getLogger("mixcut")
 

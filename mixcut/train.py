@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
-import signal
 import time
 from pathlib import Path
 
@@ -19,25 +17,24 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import distributed as D
-from .checkpoint import CheckpointError, StorageError, atomic_save, capture_rng, load_checkpoint, restore_rng
-from .config import ConfigError, to_container, validate
+from .checkpoint import atomic_save, capture_rng, load_checkpoint, restore_rng
+from .config import to_container, validate
 from .data import build_data, load_source
 from .data.sampling import mix_seed
-from .engine import NonFiniteLossError, StepParts, TrainState, evaluate, train_one_epoch
+from .engine import NonFiniteLossError, StepParts, TrainState, train_one_epoch
+from .errors import CheckpointError, ConfigError, StorageError
+from .eval import METRIC_NAMES, evaluate_split
+from .io import write_probe
 from .loggers import NullLogger, RunLogger, truncate_jsonl, write_json_atomic
 from .losses import create_loss
 from .mix import Mixer, create_mixer
 from .models import check_model_name, create_model
+from .runtime import distributed as D
+from .runtime.signals import StopRequested, StopSignals
 
 log = logging.getLogger("mixcut")
 
-METRIC_KEYS = ("top1", "top5", "nll", "ece", "brier")
 CHECKPOINT_FORMAT = 1
-
-
-class StopRequested(Exception):
-    """Training stopped on a signal after saving a checkpoint."""
 
 
 # ------------------------------------------------------------------ helpers
@@ -182,54 +179,9 @@ def format_table(rows: dict[str, dict]) -> str:
     """A small fixed-width table: one column per model (model, EMA)."""
     names = list(rows)
     lines = [f"{'metric':<8}" + "".join(f"{n:>12}" for n in names)]
-    for key in METRIC_KEYS:
+    for key in METRIC_NAMES:
         lines.append(f"{key:<8}" + "".join(f"{rows[n].get(key, float('nan')):>12.4f}" for n in names))
     return "\n".join(lines)
-
-
-class _SignalFlag:
-    """Turns SIGTERM/SIGINT (and SIGUSR1, SLURM's warning) into a flag checked
-    at the next step boundary; a second SIGINT interrupts at once."""
-
-    SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        for name in self.SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.received == "SIGINT" and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def forward(self, is_main: bool) -> None:
-        """After our checkpoint: let SLURM put the job back in the queue on
-        SIGUSR1 (its time-limit/preemption warning). Under submitit, its own
-        handler requeues; under plain sbatch, rank 0 runs scontrol requeue."""
-        if self.received != "SIGUSR1":
-            return
-        previous = self._previous.get(getattr(signal, "SIGUSR1", None))
-        if callable(previous):
-            previous(signal.SIGUSR1, None)
-        elif is_main and "SLURM_JOB_ID" in os.environ:
-            import subprocess
-
-            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False)
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------------- run
@@ -323,7 +275,7 @@ class Run:
         self.train_images = 0
         self.train_seconds = 0.0
         self.logger = NullLogger()
-        self.signals = _SignalFlag()
+        self.signals = StopSignals()
 
     # -------------------------------------------------------------- setup
     def _prepare_run_dir(self) -> None:
@@ -331,13 +283,13 @@ class Run:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             for stale in self.ckpt_dir.glob(".*.tmp"):  # left by a process killed while saving
                 stale.unlink()
-            probe = self.run_dir / ".write_test"
-            probe.write_text("ok")
-            probe.unlink()
         except OSError as e:
             raise ConfigError(
                 f"run directory {self.run_dir} is not writable ({e.strerror}); choose another with hydra.run.dir=DIR."
             ) from e
+        reason = write_probe(self.run_dir)
+        if reason is not None:
+            raise ConfigError(f"run directory {self.run_dir} is not writable ({reason}); choose another with hydra.run.dir=DIR.")
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
 
     def describe(self) -> str:
@@ -532,7 +484,7 @@ class Run:
         if self.parts.ema is not None:
             models["ema_val"] = self.parts.ema.module
         for prefix, model in models.items():
-            metrics = evaluate(model, self.data.val, self.num_classes, self.device, self.amp_dtype)
+            metrics = evaluate_split(model, self.data.val, self.num_classes, self.device, self.amp_dtype)
             metrics.pop("reliability")
             out.update({f"{prefix}_{k}": v for k, v in metrics.items()})
         return out
@@ -541,7 +493,7 @@ class Run:
         state = self.state
         improved = "val_top1" in record and record["val_top1"] > state.best.get("top1", -1.0)
         if improved:
-            state.best = {k: record[f"val_{k}"] for k in METRIC_KEYS} | {"epoch": record["epoch"]}
+            state.best = {k: record[f"val_{k}"] for k in METRIC_NAMES} | {"epoch": record["epoch"]}
         if self.info.is_main:
             self.logger.log_epoch(record)  # metrics line first: a crash before the save re-runs this epoch
             log.info(self.epoch_line(record))
@@ -571,7 +523,7 @@ class Run:
     def finish(self) -> dict:
         wall = self.wall_before + (time.time() - self.t0)
         final = self.validate()
-        summary = {k: final.get(f"val_{k}") for k in METRIC_KEYS}
+        summary = {k: final.get(f"val_{k}") for k in METRIC_NAMES}
         summary.update(
             {
                 "finished": True,
@@ -587,11 +539,11 @@ class Run:
             }
         )
         if "ema_val_top1" in final:
-            summary["ema"] = {k: final[f"ema_val_{k}"] for k in METRIC_KEYS}
+            summary["ema"] = {k: final[f"ema_val_{k}"] for k in METRIC_NAMES}
         if self.info.is_main:
             write_json_atomic(self.run_dir / "summary.json", summary)
             self.logger.log_summary(summary)
-            rows = {"model": {k: summary[k] for k in METRIC_KEYS if summary[k] is not None}}
+            rows = {"model": {k: summary[k] for k in METRIC_NAMES if summary[k] is not None}}
             if "ema" in summary:
                 rows["ema"] = summary["ema"]
             log.info(
@@ -610,12 +562,12 @@ class Run:
             raise ConfigError(f"trainer.eval_only=true: no checkpoint found for trainer.resume={self.cfg.trainer.resume}.")
         self.load(path, weights_only=True)
         final = self.validate()
-        summary = {k: final.get(f"val_{k}") for k in METRIC_KEYS}
+        summary = {k: final.get(f"val_{k}") for k in METRIC_NAMES}
         summary.update(checkpoint=str(path), val_samples=final.get("val_n"), world_size=self.info.world_size)
         if "ema_val_top1" in final:
-            summary["ema"] = {k: final[f"ema_val_{k}"] for k in METRIC_KEYS}
+            summary["ema"] = {k: final[f"ema_val_{k}"] for k in METRIC_NAMES}
         if self.info.is_main:
             write_json_atomic(self.run_dir / "summary.json", summary)
-            rows = {"model": {k: summary[k] for k in METRIC_KEYS}} | ({"ema": summary["ema"]} if "ema" in summary else {})
+            rows = {"model": {k: summary[k] for k in METRIC_NAMES}} | ({"ema": summary["ema"]} if "ema" in summary else {})
             log.info("\nevaluation of %s\n%s", path, format_table(rows))
         return summary

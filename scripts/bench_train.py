@@ -94,10 +94,21 @@ def aug_overrides(aug: str, img_size: int) -> list[str]:
 
 
 def overrides_for(args, path: str, mix: str) -> list[str]:
-    o = [f"model.name={args.model}", f"mix={mix}", f"trainer.batch_size={args.batch}", f"trainer.device={args.device}",
-         f"trainer.amp={args.amp}", f"trainer.channels_last={str(args.channels_last).lower()}",
-         f"trainer.compile={str(args.compile).lower()}", "trainer.progress=false", "trainer.epochs=1", f"optim.name={args.optim}",
-         f"data.img_size={args.img_size}", f"data.num_workers={args.workers}", "data.val_fraction=0"]
+    o = [
+        f"model.name={args.model}",
+        f"mix={mix}",
+        f"trainer.batch_size={args.batch}",
+        f"trainer.device={args.device}",
+        f"trainer.amp={args.amp}",
+        f"trainer.channels_last={str(args.channels_last).lower()}",
+        f"trainer.compile={str(args.compile).lower()}",
+        "trainer.progress=false",
+        "trainer.epochs=1",
+        f"optim.name={args.optim}",
+        f"data.img_size={args.img_size}",
+        f"data.num_workers={args.workers}",
+        "data.val_fraction=0",
+    ]
     o += aug_overrides(args.aug, args.img_size)
     if args.threads:
         o.append(f"trainer.threads={args.threads}")
@@ -134,7 +145,7 @@ def sync(device: torch.device) -> None:
 
 
 def build_run(cfg, run_dir: Path):
-    from mixcut import distributed as D
+    from mixcut.runtime import distributed as D
     from mixcut.train import Run, resolve_amp, resolve_device
 
     info = D.env_info()
@@ -220,8 +231,12 @@ def fill_ratios(results: list[Result]) -> None:
 
 
 COLUMNS = (  # header, width, attribute, decimals
-    ("img/s", 9, "img_s", 0), ("ms/step", 9, "ms_step", 1), ("% ceiling", 11, "pct_ceiling", 1),
-    ("data img/s", 12, "data_img_s", 0), ("mixer ms", 10, "mixer_ms", 2), ("mixer %", 9, "mixer_pct_step", 2),
+    ("img/s", 9, "img_s", 0),
+    ("ms/step", 9, "ms_step", 1),
+    ("% ceiling", 11, "pct_ceiling", 1),
+    ("data img/s", 12, "data_img_s", 0),
+    ("mixer ms", 10, "mixer_ms", 2),
+    ("mixer %", 9, "mixer_pct_step", 2),
     ("mix Δ %", 9, "mix_delta_pct", 1),
 )
 
@@ -235,15 +250,23 @@ def table(results: list[Result]) -> str:
             v = getattr(r, attr)
             cells.append(f"{v:>{w}.{dec}f}" if v is not None else f"{'-':>{w}}")
         lines.append(f"{r.path:<10}{r.mix:<6}" + "".join(cells))
-    lines.append("% ceiling: img/s over the synthetic path's with the same mixing; mixer %: one mixer call (median) "
-                 "over the step time;\nmix Δ %: step time with mixing minus without, over the step time "
-                 "(noisy on a shared machine).")
+    lines.append(
+        "% ceiling: img/s over the synthetic path's with the same mixing; mixer %: one mixer call (median) "
+        "over the step time;\nmix Δ %: step time with mixing minus without, over the step time "
+        "(noisy on a shared machine)."
+    )
     return "\n".join(lines)
 
 
 def environment(args) -> dict:
-    env = {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "hostname": platform.node()}
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+    }
     try:
         import timm
 
@@ -339,8 +362,9 @@ def parse_args(argv=None):
     p.add_argument("--compile", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--optim", default="sgd")
-    p.add_argument("--aug", default="auto",
-                   help="auto (cifar up to 64 px, else rrc), rrc, or an aug group name (cifar, none, ...)")
+    p.add_argument(
+        "--aug", default="auto", help="auto (cifar up to 64 px, else rrc), rrc, or an aug group name (cifar, none, ...)"
+    )
     p.add_argument("--num-classes", type=int, default=10, help="synthetic path")
     p.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
     p.add_argument("--mixes", default=",".join(MIXES), help="comma-separated mix groups (deit = Mixup/CutMix switch, none)")
@@ -388,25 +412,42 @@ def main(argv=None) -> int:
         for path, mix in order:
             img_s, data_img_s, mixer_ms = measure(args, path, mix)
             runs.setdefault((path, mix), []).append((img_s, data_img_s, mixer_ms))
-            print(f"[{rep + 1}/{args.repeats}] {path:<9} mix={mix:<5} {img_s:8.1f} img/s"
-                  + (f"  data alone {data_img_s:8.0f} img/s" if data_img_s else "")
-                  + (f"  mixer {mixer_ms:.2f} ms" if mixer_ms is not None else ""), flush=True)
+            print(
+                f"[{rep + 1}/{args.repeats}] {path:<9} mix={mix:<5} {img_s:8.1f} img/s"
+                + (f"  data alone {data_img_s:8.0f} img/s" if data_img_s else "")
+                + (f"  mixer {mixer_ms:.2f} ms" if mixer_ms is not None else ""),
+                flush=True,
+            )
     results = []
     for (path, mix), rs in runs.items():
         best = max(rs, key=lambda r: r[0])
         data_rates = [r[1] for r in rs if r[1] is not None]
         mixer = [r[2] for r in rs if r[2] is not None]
-        results.append(Result(path, mix, best[0], 1e3 * args.batch / best[0], max(data_rates) if data_rates else None,
-                              min(mixer) if mixer else None, runs=[r[0] for r in rs]))
+        results.append(
+            Result(
+                path,
+                mix,
+                best[0],
+                1e3 * args.batch / best[0],
+                max(data_rates) if data_rates else None,
+                min(mixer) if mixer else None,
+                runs=[r[0] for r in rs],
+            )
+        )
     fill_ratios(results)
     text = table(results)
-    settings = (f"{args.model} {args.img_size}px batch {args.batch}, {args.steps} steps after {args.warmup} warm-up, "
-                f"amp {args.amp}, channels_last {args.channels_last}, compile {args.compile}, {args.workers} workers, "
-                f"device {args.device}, best of {args.repeats}")
+    settings = (
+        f"{args.model} {args.img_size}px batch {args.batch}, {args.steps} steps after {args.warmup} warm-up, "
+        f"amp {args.amp}, channels_last {args.channels_last}, compile {args.compile}, {args.workers} workers, "
+        f"device {args.device}, best of {args.repeats}"
+    )
     print("\n" + settings + "\n" + text)
     if args.json:
-        payload = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                   "environment": environment(args), "results": [asdict(r) for r in results]}
+        payload = {
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "environment": environment(args),
+            "results": [asdict(r) for r in results],
+        }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")

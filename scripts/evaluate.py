@@ -16,10 +16,9 @@ import argparse
 import logging
 import sys
 
-from mixcut.checkpoint import CheckpointError
-from mixcut.config import ConfigError
-from mixcut.corruptions import CORRUPTIONS, SEVERITIES
-from mixcut.evaluation import evaluate_checkpoint, format_result
+from mixcut.errors import CheckpointError, ConfigError
+from mixcut.eval.checkpoint_eval import evaluate_checkpoint, format_result
+from mixcut.eval.corruptions import CORRUPTIONS, SEVERITIES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mixcut.corruptions import CORRUPTIONS, PARAMS, SEVERITIES, corrupt, corrupt_normalized, disk_kernel
+from mixcut.eval.corruptions import CORRUPTIONS, PARAMS, SEVERITIES, corrupt, corrupt_normalized, disk_kernel
 
 REQUIRED = (
     "gaussian_noise",

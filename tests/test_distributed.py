@@ -14,7 +14,7 @@ from _trainer_utils import REPO, compose
 
 from mixcut.checkpoint import load_checkpoint
 from mixcut.cli import prepare_argv
-from mixcut.distributed import DistInfo, env_info, expand_nodelist, restart_count, slurm_rendezvous
+from mixcut.runtime.distributed import DistInfo, env_info, expand_nodelist, restart_count, slurm_rendezvous
 
 SMALL = [
     "data=synthetic",

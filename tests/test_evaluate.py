@@ -11,7 +11,7 @@ from _trainer_utils import REPO, compose
 
 from mixcut.checkpoint import CheckpointError
 from mixcut.config import ConfigError
-from mixcut.evaluation import default_out_dir, evaluate_checkpoint
+from mixcut.eval.checkpoint_eval import default_out_dir, evaluate_checkpoint
 
 
 def load_script(name: str):
@@ -177,7 +177,7 @@ class _Batches:
 
 @pytest.mark.parametrize("n,batch,k", [(101, 16, 5), (100, 10, 5), (7, 3, 1), (50, 7, 60)])
 def test_every_kth_takes_exactly_the_multiples_of_k_across_batches(n, batch, k):
-    from mixcut.evaluation import EveryKth
+    from mixcut.eval.checkpoint_eval import EveryKth
 
     kept = torch.cat([y for _, y in EveryKth(_Batches(n, batch), k).epoch(0)])
     assert kept.tolist() == list(range(0, n, k))
@@ -187,7 +187,12 @@ def test_every_kth_takes_exactly_the_multiples_of_k_across_batches(n, batch, k):
 def test_corruption_every_evaluates_the_subset_and_keeps_clean_metrics_whole(tiny_run, tmp_path):
     ckpt = tiny_run / "checkpoints" / "last.pt"
     result = evaluate_checkpoint(
-        ckpt, ["trainer.device=cpu"], out_dir=tmp_path, corruptions=True, corruption_names=["contrast"], severities=[1],
+        ckpt,
+        ["trainer.device=cpu"],
+        out_dir=tmp_path,
+        corruptions=True,
+        corruption_names=["contrast"],
+        severities=[1],
         corruption_every=5,
     )
     assert result["metrics"]["n"] == 48 and result["corruption_n"] == 10  # images 0, 5, ..., 45

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from mixcut.metrics import ClassificationMeter, calibration_bins, ece_from_bins, topk_correct
+from mixcut.eval.metrics import ClassificationMeter, calibration_bins, ece_from_bins, topk_correct
 
 
 def test_topk_without_ties():

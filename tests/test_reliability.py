@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from mixcut.metrics import ClassificationMeter
-from mixcut.reliability import ece_from_reliability, plot_reliability
+from mixcut.eval.metrics import ClassificationMeter
+from mixcut.eval.reliability import ece_from_reliability, plot_reliability
 
 # Two classes; (probability of class 0, true class). Confidence = max(p, 1 - p).
 SAMPLES = [(0.95, 0), (0.95, 1), (0.25, 1), (0.55, 0), (0.38, 0)]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .cache import load_or_decode, recipe_for, recipe_transform
 from .device_aug import Normalize
 from .folder import FileSplit
@@ -50,6 +50,7 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
     if cache == "device" and (aug.auto_augment or aug.color_jitter):
         raise ConfigError("aug.auto_augment and aug.color_jitter run per image; use data.cache=none with them.")
     if cache == "device" and isinstance(source.train, FileSplit):
+
         def decoded(split, name: str, train: bool):
             return load_or_decode(split, d, aug, name, train, rank, world_size) if split is not None and len(split) else split
 
@@ -59,8 +60,13 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
     erasing = _Erasing(aug, device) if aug.re_prob > 0 else None
 
     def stream(split, train: bool) -> BatchStream:
-        kw = dict(common, train=train, repeated_aug=d.repeated_aug if train else 0, erasing=erasing,
-                  limit=t.limit_train_batches if train else t.limit_val_batches)
+        kw = dict(
+            common,
+            train=train,
+            repeated_aug=d.repeated_aug if train else 0,
+            erasing=erasing,
+            limit=t.limit_train_batches if train else t.limit_val_batches,
+        )
         if cache == "device":
             return DeviceBatches(split, aug=aug, img_size=d.img_size, **kw)
         batch_augment = None
@@ -73,9 +79,17 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
             batch_augment = BatchAugment(aug, d.img_size, device, t.seed, rank)
         else:
             tf = train_transform(aug, d.img_size, d.mean)
-        return LoaderBatches(split, transform=tf, num_workers=d.num_workers, pin_memory=d.pin_memory,
-                             persistent_workers=d.persistent_workers, prefetch_factor=d.prefetch_factor,
-                             on_bad_image=d.on_bad_image, batch_augment=batch_augment, **kw)
+        return LoaderBatches(
+            split,
+            transform=tf,
+            num_workers=d.num_workers,
+            pin_memory=d.pin_memory,
+            persistent_workers=d.persistent_workers,
+            prefetch_factor=d.prefetch_factor,
+            on_bad_image=d.on_bad_image,
+            batch_augment=batch_augment,
+            **kw,
+        )
 
     train = stream(source.train, True)
     if len(train) == 0:

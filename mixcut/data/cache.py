@@ -54,7 +54,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from ..checkpoint import fsync_dir
+from ..errors import DataError
+from ..io import fsync_dir, read_only_by_mode, write_probe
+from ..runtime import distributed as D
 from .folder import BadImage, FileSplit, load_rgb
 from .sources import TensorSplit
 from .transforms import _INTERP, ToUint8Tensor
@@ -111,21 +113,10 @@ def cache_key(entries, recipe: dict) -> str:
 
 
 # ---------------------------------------------------------------- location
-def _read_only_by_mode(path: Path) -> bool:
-    """True when ``path`` or its nearest existing parent grants nobody write access
-    (e.g. mode 555): root ignores permission bits, but such a folder is meant to
-    stay untouched (a shared data set), so it is treated as read-only."""
-    for p in (path, *path.parents):
-        try:
-            return not (p.stat().st_mode & 0o222)
-        except OSError:
-            continue
-    return False
-
-
 def _writable_dir(path: Path) -> bool:
-    if _read_only_by_mode(path) or (path.exists() and not os.access(path, os.W_OK)):
+    if read_only_by_mode(path) or (path.exists() and not os.access(path, os.W_OK)):
         return False
+    return write_probe(path, create=True) is None
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write_test.{os.getpid()}"
@@ -304,8 +295,6 @@ def decode_split(
     """Decode every file of ``split`` with ``transform`` in ``num_workers`` DataLoader
     workers; returns (images, labels, skipped files) with unreadable files dropped
     (``skip``) or a DataError for the first one (``error``)."""
-    from .pipelines import DataError  # noqa: PLC0415  (pipelines imports this module's users)
-
     n = len(split)
     images = torch.empty((n, 3, size, size), dtype=torch.uint8)
     ok = torch.zeros(n, dtype=torch.bool)
@@ -335,8 +324,6 @@ def decode_split(
 
 def _report_skipped(skipped: list[str], name: str, on_bad_image: str, cached: bool = False) -> None:
     """One warning per unreadable file and a count (``skip``), or a DataError naming the first (``error``)."""
-    from .pipelines import DataError  # noqa: PLC0415
-
     if not skipped:
         return
     if on_bad_image == "error":
@@ -345,12 +332,6 @@ def _report_skipped(skipped: list[str], name: str, on_bad_image: str, cached: bo
     for path in skipped:
         log.warning("skipping unreadable image %s%s", path, note)
     log.warning("%d unreadable image(s) skipped in the %s split", len(skipped), name)
-
-
-def _dist_group(world_size: int):
-    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed
-    return None
 
 
 def load_or_decode(
@@ -365,20 +346,19 @@ def load_or_decode(
     t0 = time.perf_counter()
     key = cache_key(fingerprint(split, root), recipe)
     t_key = time.perf_counter() - t0
-    dist = _dist_group(world_size)
-    directory = cache_dir_for(root, data_cfg.cache_dir) if (rank == 0 or dist is None) else None
-    if dist is not None:
-        shared = [str(directory) if directory else None]
-        dist.broadcast_object_list(shared, src=0)
-        directory = Path(shared[0]) if shared[0] else None
+    shared = world_size > 1 and D.is_initialized()
+    directory = cache_dir_for(root, data_cfg.cache_dir) if (rank == 0 or not shared) else None
+    if shared:
+        found = D.broadcast_object(str(directory) if directory else None)
+        directory = Path(found) if found else None
         if rank != 0:
-            dist.barrier()  # rank 0 builds the file first
+            D.barrier()  # rank 0 builds the file first
     path = directory / cache_file_name(name, recipe) if directory else None
     try:
-        result = _load_or_build(split, data_cfg, name, recipe, key, path, t_key, write=(rank == 0 or dist is None))
+        result = _load_or_build(split, data_cfg, name, recipe, key, path, t_key, write=(rank == 0 or not shared))
     finally:
-        if dist is not None and rank == 0:
-            dist.barrier()
+        if shared and rank == 0:
+            D.barrier()
     return result
 
 

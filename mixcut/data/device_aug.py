@@ -110,7 +110,11 @@ def rrc_boxes(
 
 
 def random_resized_crop(
-    x: Tensor, size: int, scale: tuple[float, float], ratio: tuple[float, float], generator: torch.Generator,
+    x: Tensor,
+    size: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator,
     hflip: float = 0.0,
 ) -> Tensor:
     """Inception-style random resized crops of a batch through one grid_sample.

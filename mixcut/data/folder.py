@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
 LAYOUT = "ROOT/train/<class>/<image> (and optionally ROOT/val/<class>/<image>)"

@@ -23,16 +23,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from ..errors import DataError
 from . import device_aug
 from .folder import BadImage, FileSplit, load_rgb
 from .sampling import batch_slices, eval_shard, mix_seed, train_order
 from .sources import TensorSplit
 
 log = logging.getLogger(__name__)
-
-
-class DataError(RuntimeError):
-    """Data that cannot be used (for example an unreadable image with data.on_bad_image=error)."""
 
 
 class _Erasing:
@@ -50,8 +47,21 @@ class _Erasing:
 class BatchStream:
     """Common parts: sharding, batch counting, normalisation, erasing."""
 
-    def __init__(self, n: int, *, train: bool, batch_size: int, device, normalize, seed: int, rank: int, world_size: int,
-                 repeated_aug: int = 0, erasing=None, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        *,
+        train: bool,
+        batch_size: int,
+        device,
+        normalize,
+        seed: int,
+        rank: int,
+        world_size: int,
+        repeated_aug: int = 0,
+        erasing=None,
+        limit: int | None = None,
+    ) -> None:
         self.n, self.train, self.batch_size, self.device = n, train, batch_size, torch.device(device)
         self.normalize, self.erasing = normalize, erasing
         self.seed, self.rank, self.world_size, self.repeated_aug = seed, rank, world_size, repeated_aug
@@ -210,8 +220,19 @@ class _PlannedSampler(Sampler):
 class LoaderBatches(BatchStream):
     """Batches decoded and transformed by DataLoader workers, normalized on the device."""
 
-    def __init__(self, split, *, transform, num_workers: int, pin_memory: bool, persistent_workers: bool,
-                 prefetch_factor: int, on_bad_image: str, batch_augment: BatchAugment | None = None, **kw) -> None:
+    def __init__(
+        self,
+        split,
+        *,
+        transform,
+        num_workers: int,
+        pin_memory: bool,
+        persistent_workers: bool,
+        prefetch_factor: int,
+        on_bad_image: str,
+        batch_augment: BatchAugment | None = None,
+        **kw,
+    ) -> None:
         super().__init__(len(split), **kw)
         # crops and flips of whole batches on the device when the per-image transform only decodes
         self.batch_augment = batch_augment
@@ -265,6 +286,7 @@ class LoaderBatches(BatchStream):
 
     def end_epoch_report(self) -> dict:
         if self._epoch_bad:
-            log.warning("%d unreadable image(s) skipped this epoch (%d distinct files so far)", self._epoch_bad,
-                        len(self.bad_images))
+            log.warning(
+                "%d unreadable image(s) skipped this epoch (%d distinct files so far)", self._epoch_bad, len(self.bad_images)
+            )
         return {"bad_images": self._epoch_bad}

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .folder import FileSplit, balanced_split, scan_folder
 
 

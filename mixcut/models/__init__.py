@@ -7,7 +7,7 @@ import difflib
 import timm
 import torch.nn as nn
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from . import cifar, preact_resnet, pyramidnet, wide_resnet  # noqa: F401  (register the CIFAR networks in timm)
 
 

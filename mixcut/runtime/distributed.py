@@ -102,8 +102,13 @@ def init_process_group(info: DistInfo, device: torch.device) -> None:
     dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout, **kwargs)
 
 
+def is_initialized() -> bool:
+    """True inside a process group (torchrun with more than one process)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if is_initialized():
         dist.barrier()
 
 

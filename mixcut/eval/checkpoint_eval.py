@@ -3,7 +3,7 @@
 `evaluate_checkpoint` rebuilds the validation data and the model from the
 configuration saved inside the checkpoint (plus dotlist overrides), then
 reports top-1, top-5, NLL, ECE and Brier, draws a reliability diagram and,
-optionally, measures top-1 under every corruption of `mixcut.corruptions` at
+optionally, measures top-1 under every corruption of `mixcut.eval.corruptions` at
 severities 1-5 and their mean (the mean corruption accuracy). Results go to
 ``<out>/<checkpoint stem>.json`` and ``<out>/<checkpoint stem>_reliability.png``.
 Single process; `scripts/evaluate.py` is the command line.
@@ -20,14 +20,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import ConfigError, TrainConfig, validate
+from ..checkpoint import load_checkpoint
+from ..config import TrainConfig, validate
+from ..errors import CheckpointError, ConfigError
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt_normalized
+from .loop import evaluate_split
+from .metrics import METRIC_NAMES
 from .reliability import plot_reliability
 
 log = logging.getLogger("mixcut")
-
-METRICS = ("top1", "top5", "nll", "ece", "brier")
 
 
 def default_out_dir(checkpoint: str | Path) -> Path:
@@ -113,11 +114,10 @@ def evaluate_checkpoint(
     corruption_every: int = 1,
 ) -> dict:
     """Evaluate ``checkpoint`` on its validation split; write JSON and a reliability PNG; return the results."""
-    from . import distributed as D
-    from .data import build_data, load_source
-    from .engine import evaluate
-    from .models import create_model
-    from .train import resolve_amp, resolve_device
+    from ..data import build_data, load_source
+    from ..models import create_model
+    from ..runtime import distributed as D
+    from ..train import resolve_amp, resolve_device
 
     t0 = time.time()
     path = Path(checkpoint)
@@ -147,7 +147,7 @@ def evaluate_checkpoint(
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    metrics = evaluate(model, data.val, num_classes, device, amp_dtype)
+    metrics = evaluate_split(model, data.val, num_classes, device, amp_dtype)
     reliability = metrics.pop("reliability")
     tag = path.stem + ("_ema" if use_ema else "")
     out = Path(out_dir) if out_dir is not None else default_out_dir(path)
@@ -178,7 +178,7 @@ def evaluate_checkpoint(
                 stream = CorruptedBatches(
                     val, name, severity, cfg.data.mean, cfg.data.std, seed=seed * 1000 + i * 10 + severity, device=device
                 )
-                m = evaluate(model, stream, num_classes, device, amp_dtype)
+                m = evaluate_split(model, stream, num_classes, device, amp_dtype)
                 table[name][str(severity)] = {k: m[k] for k in ("top1", "nll", "ece")}
                 log.info("corruption %-17s severity %d: top1 %.2f", name, severity, m["top1"])
         by_name = {n: sum(v["top1"] for v in sev.values()) / len(sev) for n, sev in table.items()}
@@ -193,7 +193,7 @@ def evaluate_checkpoint(
         )
 
     result["wall_time_s"] = time.time() - t0
-    from .loggers import write_json_atomic
+    from ..loggers import write_json_atomic
 
     write_json_atomic(out / f"{tag}.json", result)
     result["json"] = str(out / f"{tag}.json")
@@ -205,7 +205,7 @@ def format_result(result: dict) -> str:
     m = result["metrics"]
     lines = [
         f"{result['checkpoint']} ({result['weights']} weights, {m['n']} images, {result['device']})",
-        "  ".join(f"{k} {m[k]:.4f}" if k in ("nll", "brier") else f"{k} {m[k]:.2f}" for k in METRICS),
+        "  ".join(f"{k} {m[k]:.4f}" if k in ("nll", "brier") else f"{k} {m[k]:.2f}" for k in METRIC_NAMES),
     ]
     if "corruptions" in result:
         lines.append(f"mean corruption top1 {result['corruption_top1_mean']:.2f}  ({result['corruption_protocol']})")

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from .metrics import ece_from_bins
+
 
 def ece_from_reliability(rel: dict) -> float:
     """Expected calibration error (percent) recomputed from the per-bin data."""
-    total = sum(rel["count"])
-    if total <= 0:
-        return 0.0
-    return 100.0 * sum(n * abs(a - c) for n, a, c in zip(rel["count"], rel["accuracy"], rel["confidence"])) / total
+    count = torch.tensor(rel["count"], dtype=torch.float64)
+    sums = torch.stack([count, count * torch.tensor(rel["confidence"]), count * torch.tensor(rel["accuracy"])])
+    return ece_from_bins(sums)
 
 
 def plot_reliability(rel: dict, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:
@@ -25,7 +28,7 @@ def plot_reliability(rel: dict, path: str | Path, title: str | None = None, dpi:
 
     ``rel`` holds ``edges`` (n_bins + 1), and per bin ``count``, mean
     ``confidence`` and ``accuracy`` (fractions), as returned by
-    `mixcut.metrics.ClassificationMeter.reliability`. Empty bins are left blank.
+    `mixcut.eval.metrics.ClassificationMeter.reliability`. Empty bins are left blank.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: no global state, no display needed
     from matplotlib.figure import Figure

@@ -22,6 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# The metrics every evaluation reports, in the order tables show them.
+METRIC_NAMES = ("top1", "top5", "nll", "ece", "brier")
+
 
 def topk_correct(logits: Tensor, target: Tensor, k: int) -> Tensor:
     """Per-sample (fractional, see module doc) top-k correctness, float32 (B,)."""
