@@ -1,4 +1,4 @@
-"""mixcut's command-line entry: compose the Hydra config, then mixcut.train.run(cfg)."""
+"""mixcut's command-line entry: compose the Hydra config, then mixcut.trainer.run(cfg)."""
 
 import sys
 from pathlib import Path
@@ -14,7 +14,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from mixcut.train import run
+    from mixcut.trainer import run
 
     with report_errors():
         run(cfg)

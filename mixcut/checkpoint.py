@@ -1,4 +1,5 @@
-"""Checkpoints: atomic writes, safe loads, and every random state for exact resume."""
+"""Checkpoints: atomic writes, safe loads, every random state, and what a run's
+checkpoint holds (format version) and how it is restored for an exact resume."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import CheckpointError, StorageError
+from .errors import CheckpointError, ConfigError, StorageError
 from .io import fsync_dir
 from .runtime import faults
 
@@ -84,3 +85,68 @@ def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ------------------------------------------------------------- run checkpoints
+CHECKPOINT_FORMAT = 1  # bump when the layout below changes
+
+
+def training_checkpoint(built, state, info, config_yaml: str, times: dict) -> dict:
+    """Everything needed to continue a run exactly (collective: all ranks call it).
+
+    Per-rank states (the mixer's generator, the RNGs) are gathered so that rank 0
+    can write one file that every rank resumes from.
+    """
+    from .runtime import distributed as D
+
+    parts = built.parts
+    per_rank = D.gather_objects({"mixer": built.mixer.state_dict(), "rng": capture_rng()})
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": built.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
+        "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
+        "ema": parts.ema.state_dict() if parts.ema is not None else None,
+        "state": state.as_dict(),
+        "world_size": info.world_size,
+        "mixer": [r["mixer"] for r in per_rank],
+        "rng": [r["rng"] for r in per_rank],
+        "wall_time_s": times["wall_time_s"],
+        "train_images": times["train_images"],
+        "train_seconds": times["train_seconds"],
+        "config": config_yaml,
+    }
+
+
+def load_run_checkpoint(path: Path) -> dict:
+    """A checkpoint written by mixcut's trainer (format checked)."""
+    ckpt = load_checkpoint(path, map_location="cpu")
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a mixcut checkpoint (format {ckpt.get('format')!r}).")
+    return ckpt
+
+
+def restore_weights(built, ckpt: dict) -> None:
+    """Model and EMA weights only (evaluation, or the first half of a resume)."""
+    built.model.load_state_dict(ckpt["model"])
+    if built.parts.ema is not None and ckpt.get("ema") is not None:
+        built.parts.ema.load_state_dict(ckpt["ema"])
+
+
+def restore_training(built, ckpt: dict, path: Path, rank: int, world_size: int) -> None:
+    """Weights, optimizer, scheduler, scaler, this rank's mixer and RNG states."""
+    restore_weights(built, ckpt)
+    if ckpt["world_size"] != world_size:
+        raise ConfigError(
+            f"{path} was written by {ckpt['world_size']} process(es) but this run has {world_size}; "
+            f"resume with the same number of processes, or start a new run from its weights."
+        )
+    p = built.parts
+    p.optimizer.load_state_dict(ckpt["optimizer"])
+    if p.scheduler is not None and ckpt["scheduler"] is not None:
+        p.scheduler.load_state_dict(ckpt["scheduler"])
+    if p.scaler is not None and ckpt["scaler"] is not None:
+        p.scaler.load_state_dict(ckpt["scaler"])
+    built.mixer.load_state_dict(ckpt["mixer"][rank])
+    restore_rng(ckpt["rng"][rank])

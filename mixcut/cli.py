@@ -109,7 +109,8 @@ def preflight(argv: list[str], config_dir: str) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .config import ConfigError, register_configs, validate
+    from .config import check, register_configs
+    from .errors import ConfigError
 
     overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
     register_configs()
@@ -117,13 +118,10 @@ def preflight(argv: list[str], config_dir: str) -> None:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             cfg = compose("train", overrides=overrides)
-        validate(cfg)
-        from .models import check_model_name
+        check(cfg)  # remembered: the run's own check of the same config returns at once
+        from .build import resolve_amp, resolve_device
         from .runtime.distributed import env_info
-        from .train import build_mixer, resolve_amp, resolve_device
 
-        check_model_name(cfg.model.name)
-        build_mixer(cfg, cfg.data.num_classes, 0)
         resolve_amp(cfg.trainer.amp, resolve_device(cfg.trainer.device, env_info()))
         _check_writable(_run_dir_override(args) or "outputs")
     except (HydraException, OmegaConfBaseException, ConfigError) as e:

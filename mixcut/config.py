@@ -1,9 +1,12 @@
-"""Structured-config schemas (registered in Hydra's ConfigStore) and validation.
+"""Structured-config schemas (registered in Hydra's ConfigStore) and `check`, the
+one place that validates a composed config.
 
 The dataclasses type-check every group when Hydra composes the config: a typo
-in a key or a string where a number belongs fails at composition. `validate`
-then checks ranges and combinations, before any data is read, and raises
-`ConfigError` with one sentence that says what to change.
+in a key or a string where a number belongs fails at composition. `check`
+then checks ranges, combinations, the model name and the mixer's options,
+before any data is read, and raises `ConfigError` with one sentence that says
+what to change. A config that passed is remembered, so the command line's
+preflight and the run share one check.
 """
 
 from __future__ import annotations
@@ -215,8 +218,49 @@ def _check_auto_augment(aug) -> None:
         ) from None
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check ranges and combinations; raise `ConfigError` with one sentence."""
+_checked: set[str] = set()  # configs (as YAML) that passed `check` in this process
+
+
+def check(cfg: DictConfig) -> None:
+    """Validate ``cfg`` once: ranges, combinations, model name, mixer options.
+
+    Raises `ConfigError` with one sentence. The command line's preflight and the
+    run call it with the same composed config; the second call returns at once.
+    """
+    key = OmegaConf.to_yaml(cfg)
+    if key in _checked:
+        return
+    _check_values(cfg)
+    from .models import check_model_name
+
+    check_model_name(cfg.model.name)
+    _check_mixer(cfg)
+    _checked.add(key)
+
+
+def mixer_options(cfg: DictConfig) -> tuple[str, dict]:
+    """The ``mix`` group as (name, keyword arguments of `mixcut.mix.create_mixer`)."""
+    options = to_container(cfg.mix)
+    name = options.pop("name")
+    for key in ("lam_clip", "minmax"):
+        if options.get(key) is not None:
+            options[key] = tuple(options[key])
+    return name, options
+
+
+def _check_mixer(cfg: DictConfig) -> None:
+    """Option errors the schema cannot see (ranges, combinations) come from the mixer's constructor."""
+    from .mix import create_mixer
+
+    name, options = mixer_options(cfg)
+    try:
+        create_mixer(name, num_classes=cfg.data.num_classes, label_smoothing=cfg.loss.label_smoothing, seed=0, **options)
+    except ValueError as e:
+        raise ConfigError(f"mix: {e}") from e
+
+
+def _check_values(cfg: DictConfig) -> None:
+    """Ranges and combinations of every group."""
     d, t, o, s, a, loss = cfg.data, cfg.trainer, cfg.optim, cfg.sched, cfg.aug, cfg.loss
     _choice(d.name, "data.name", DATASETS)
     _check(d.img_size >= 1, f"data.img_size must be >= 1; got {d.img_size}.")

@@ -14,7 +14,7 @@
     python scripts/bench_train.py --data ../shared/data/cifar10-jpeg --make-split-folder /tmp/c10-split --val-per-class 500
 
 For each data path and mixing on (the DeiT switch: Mixup 0.8 / CutMix 1.0) or
-off, the script builds a real `mixcut.train.Run` from the composed Hydra config
+off, the script builds what the trainer builds (`mixcut.build.build`) from the composed Hydra config
 (the same data streams, model, optimizer, scheduler, loss and mixer that
 ``python train.py`` uses), runs ``--warmup`` steps of `train_one_epoch`, then
 times ``--steps`` more (one call, wall clock, synchronised on CUDA):
@@ -43,7 +43,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,13 +143,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def build_run(cfg, run_dir: Path):
+def build_run(cfg):
+    """What the trainer builds from ``cfg`` (`mixcut.build.build`), and the device."""
+    from mixcut.build import build, resolve_amp, resolve_device
     from mixcut.runtime import distributed as D
-    from mixcut.train import Run, resolve_amp, resolve_device
 
     info = D.env_info()
     device = resolve_device(cfg.trainer.device, info)
-    return Run(cfg, run_dir, info, device, resolve_amp(cfg.trainer.amp, device))
+    return build(cfg, info, device, resolve_amp(cfg.trainer.amp, device)), device
 
 
 def time_data(stream, steps: int, device: torch.device) -> float:
@@ -183,36 +183,35 @@ def measure(args, path: str, mix: str) -> tuple[float, float | None, float | Non
     from mixcut.engine import TrainState, train_one_epoch
 
     cfg = compose(overrides_for(args, path, mix))
-    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
-        run = build_run(cfg, Path(tmp))
-        device, parts = run.device, run.parts
-        stream = run.data.train
-        if path == "synthetic":
-            x, y = next(iter(stream.epoch(0)))
-            stream = FixedBatch(x.clone(), y.clone())
-        needed = args.warmup + args.steps
-        if path != "synthetic" and len(stream) < needed:
-            raise SystemExit(f"{args.data} gives {len(stream)} batches of {args.batch}; --warmup + --steps needs {needed}.")
-        data_img_s = None
-        if not args.no_data_timing and path != "synthetic":
-            data_img_s = time_data(stream, min(args.steps, len(stream)), device)
-        if args.warmup > 0:  # workers, allocator, compile, caches
-            stream.limit = args.warmup
-            train_one_epoch(parts, TrainState(epoch=0), stream)
-        stream.limit = args.steps
-        sync(device)
-        start = time.perf_counter()
-        stats = train_one_epoch(parts, TrainState(epoch=1), stream)
-        sync(device)
-        img_s = stats["train_images"] / (time.perf_counter() - start)
-        mixer_ms = None
-        if mix != "none":
-            x, y = next(iter(stream.epoch(3)))
-            mixer_ms = time_mixer(parts.mixer, x, y, device)
-        del run, parts, stream
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    built, device = build_run(cfg)
+    parts = built.parts
+    stream = built.data.train
+    if path == "synthetic":
+        x, y = next(iter(stream.epoch(0)))
+        stream = FixedBatch(x.clone(), y.clone())
+    needed = args.warmup + args.steps
+    if path != "synthetic" and len(stream) < needed:
+        raise SystemExit(f"{args.data} gives {len(stream)} batches of {args.batch}; --warmup + --steps needs {needed}.")
+    data_img_s = None
+    if not args.no_data_timing and path != "synthetic":
+        data_img_s = time_data(stream, min(args.steps, len(stream)), device)
+    if args.warmup > 0:  # workers, allocator, compile, caches
+        stream.limit = args.warmup
+        train_one_epoch(parts, TrainState(epoch=0), stream)
+    stream.limit = args.steps
+    sync(device)
+    start = time.perf_counter()
+    stats = train_one_epoch(parts, TrainState(epoch=1), stream)
+    sync(device)
+    img_s = stats["train_images"] / (time.perf_counter() - start)
+    mixer_ms = None
+    if mix != "none":
+        x, y = next(iter(stream.epoch(3)))
+        mixer_ms = time_mixer(parts.mixer, x, y, device)
+    del built, parts, stream
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return img_s, data_img_s, mixer_ms
 
 

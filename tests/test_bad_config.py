@@ -6,7 +6,7 @@ import pytest
 from _trainer_utils import FAST, compose, run_cli
 
 from mixcut.config import ConfigError
-from mixcut.train import run
+from mixcut.trainer import run
 
 CASES = {
     "unknown model": (["model.name=resnet19"], "unknown model 'resnet19'.*Did you mean.*resnet18"),

@@ -19,7 +19,7 @@ from PIL import Image
 
 from mixcut.data import DataError, build_data
 from mixcut.data import cache as C
-from mixcut.train import run
+from mixcut.trainer import run
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
 

@@ -224,7 +224,7 @@ def test_argv_under_torchrun():
 
 
 def test_lr_scales_with_global_batch():
-    from mixcut.train import build_optimizer
+    from mixcut.build import build_optimizer
 
     cfg = compose(["optim=adamw", "optim.lr=5e-4", "optim.lr_scale_batch=512", "trainer.batch_size=64"])
     model = torch.nn.Linear(4, 2)

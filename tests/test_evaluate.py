@@ -24,7 +24,7 @@ def load_script(name: str):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One epoch of two batches of cifar_resnet20 on synthetic data (a few seconds on a CPU)."""
-    from mixcut.train import run
+    from mixcut.trainer import run
 
     run_dir = tmp_path_factory.mktemp("tiny") / "run"
     cfg = compose(

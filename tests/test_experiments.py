@@ -9,9 +9,9 @@ import torch
 from _trainer_utils import CONFIGS, compose
 from omegaconf import OmegaConf
 
-from mixcut.config import validate
+from mixcut.build import build_mixer
+from mixcut.config import check
 from mixcut.models import create_model
-from mixcut.train import build_mixer
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}
@@ -42,7 +42,7 @@ def test_every_required_recipe_exists():
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_builds_its_model_and_mixer(name):
     cfg = _compose(name)
-    validate(cfg)
+    check(cfg)
     num_classes = cfg.data.num_classes or CLASSES[cfg.data.name]
     assert build_mixer(cfg, num_classes, seed=0).__class__.__name__  # the mix options are ones the mixer takes
     with torch.device("meta"):  # shapes only: the 86M-parameter DeiT-B costs nothing here

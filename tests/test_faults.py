@@ -18,7 +18,7 @@ import torch
 from _trainer_utils import REPO, compose, run_cli
 
 from mixcut.checkpoint import load_checkpoint
-from mixcut.train import run
+from mixcut.trainer import run
 
 pytestmark = pytest.mark.slow
 

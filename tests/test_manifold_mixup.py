@@ -261,7 +261,7 @@ def test_trainer_step_with_manifold_mixup(tmp_path):
 
     from _trainer_utils import FAST, compose
 
-    from mixcut.train import run
+    from mixcut.trainer import run
 
     cfg = compose(FAST + ["mix=manifold_mixup", "mix.mode=elem", "trainer.epochs=1", "data.train_size=32", "data.val_size=16"])
     summary = run(cfg, tmp_path / "run")

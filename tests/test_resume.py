@@ -9,7 +9,7 @@ import torch
 from _trainer_utils import FAST, compose, make_image_folder
 
 from mixcut.checkpoint import load_checkpoint
-from mixcut.train import run
+from mixcut.trainer import run
 
 
 def _weights(run_dir):

@@ -366,7 +366,7 @@ def test_cutout_inside_a_choice_keeps_labels_of_the_samples_it_picks():
 def test_mix_configs_compose_and_build(config):
     from _trainer_utils import compose
 
-    from mixcut.train import build_mixer
+    from mixcut.build import build_mixer
 
     cfg = compose([f"mix={config}"])
     mixer = build_mixer(cfg, 10, 0)

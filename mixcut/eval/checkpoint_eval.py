@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..checkpoint import load_checkpoint
-from ..config import TrainConfig, validate
+from ..config import TrainConfig, check
 from ..errors import CheckpointError, ConfigError
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt_normalized
 from .loop import evaluate_split
@@ -51,7 +51,7 @@ def config_from_checkpoint(ckpt: dict, overrides: Sequence[str] = ()) -> DictCon
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     except OmegaConfBaseException as e:
         raise ConfigError(f"cannot apply the checkpoint's config and overrides {list(overrides)}: {e}") from e
-    validate(cfg)
+    check(cfg)
     return cfg
 
 
@@ -114,10 +114,10 @@ def evaluate_checkpoint(
     corruption_every: int = 1,
 ) -> dict:
     """Evaluate ``checkpoint`` on its validation split; write JSON and a reliability PNG; return the results."""
+    from ..build import resolve_amp, resolve_device
     from ..data import build_data, load_source
     from ..models import create_model
     from ..runtime import distributed as D
-    from ..train import resolve_amp, resolve_device
 
     t0 = time.time()
     path = Path(checkpoint)

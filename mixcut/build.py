@@ -1,0 +1,229 @@
+"""From a checked config to the objects a run needs: device, precision, seeds,
+data, mixer, model, optimizer, scheduler, loss, EMA -> `Built`.
+
+Used by the trainer, by checkpoint evaluation and by `scripts/bench_train.py`.
+The order of `build` is part of the behaviour: every random draw (model
+initialisation, data order) happens in the same sequence as before, so a seed
+always gives the same run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from .config import mixer_options
+from .data import build_data, load_source
+from .data.sampling import mix_seed
+from .engine import StepParts
+from .errors import ConfigError
+from .losses import create_loss
+from .mix import Mixer, create_mixer
+from .models import create_model
+from .runtime import distributed as D
+
+MIXER_SALT = 0x3143  # the mixer's generator seed is derived from (trainer.seed, rank, this salt)
+
+
+def resolve_device(name: str, info: D.DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.device={name} but no CUDA device is visible; use trainer.device=cpu (or auto).")
+        if name == "cuda":
+            return torch.device("cuda", info.local_rank % torch.cuda.device_count())
+    return torch.device(name)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX); on AVX2
+    machines bf16 autocast is emulated and many times slower than fp32."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_fast_bf16() else None
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            "trainer.amp=fp16 needs a CUDA device (its gradient scaler is CUDA-only); on CPU use trainer.amp=bf16 or none."
+        )
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def set_determinism(on: bool) -> None:
+    if on:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on
+
+
+def build_mixer(cfg: DictConfig, num_classes: int | None, seed: int) -> Mixer:
+    """The mixer the ``mix`` group describes; smoothing comes from ``loss``."""
+    name, options = mixer_options(cfg)
+    try:
+        return create_mixer(
+            name, num_classes=num_classes, label_smoothing=cfg.loss.label_smoothing, seed=seed, inplace=True, **options
+        )
+    except ValueError as e:
+        raise ConfigError(f"mix: {e}") from e
+
+
+def build_optimizer(cfg: DictConfig, model: torch.nn.Module, world_size: int):
+    from timm.optim import create_optimizer_v2
+
+    o = cfg.optim
+    lr = o.lr
+    if o.lr_scale_batch:
+        lr = lr * cfg.trainer.batch_size * world_size * cfg.trainer.grad_accum_steps / o.lr_scale_batch
+    extra = {}
+    if o.betas is not None:
+        extra["betas"] = tuple(o.betas)
+    if o.eps is not None:
+        extra["eps"] = o.eps
+    try:
+        return create_optimizer_v2(
+            model,
+            opt=o.name,
+            lr=lr,
+            weight_decay=o.weight_decay,
+            momentum=o.momentum,
+            filter_bias_and_bn=o.filter_bias_and_bn,
+            layer_decay=o.layer_decay,
+            **extra,
+        )
+    except (AssertionError, ValueError, TypeError) as e:
+        raise ConfigError(
+            f"optim.name={o.name!r} cannot be built ({e}); use a timm optimizer name such as sgd, momentum, adamw, lamb."
+        ) from e
+
+
+def build_scheduler(cfg: DictConfig, optimizer, updates_per_epoch: int):
+    from timm.scheduler import create_scheduler_v2
+
+    s = cfg.sched
+    if s.name == "const":
+        return None
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched=s.name,
+        num_epochs=cfg.trainer.epochs,
+        decay_epochs=s.decay_epochs,
+        decay_milestones=list(s.decay_milestones),
+        decay_rate=s.decay_rate,
+        min_lr=s.min_lr,
+        warmup_lr=s.warmup_lr,
+        warmup_epochs=s.warmup_epochs,
+        step_on_epochs=s.step_on_epochs,
+        updates_per_epoch=updates_per_epoch,
+    )
+    return scheduler
+
+
+def probe_model(model: torch.nn.Module, cfg: DictConfig, device: torch.device) -> None:
+    """One tiny forward pass, so that an image size the model cannot take fails
+    now with a sentence instead of a traceback at the first step."""
+    size = cfg.data.img_size
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 3, size, size, device=device))
+    except (RuntimeError, AssertionError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"model {cfg.model.name!r} cannot take {size}x{size} images ({first}); change data.img_size, "
+            f"or for ViT-style models pass the size with +model.kwargs.img_size={size}."
+        ) from None
+    finally:
+        model.train(was_training)
+
+
+def num_classes_of(cfg: DictConfig, source) -> int:
+    """``data.num_classes`` when set (it may exceed the data set's), else the data set's."""
+    if cfg.data.num_classes and cfg.data.num_classes < source.num_classes:
+        raise ConfigError(f"data.num_classes={cfg.data.num_classes} but the data set has {source.num_classes} classes.")
+    return cfg.data.num_classes or source.num_classes
+
+
+@dataclass
+class Built:
+    """Everything a training run is made of, built once from the config."""
+
+    data: object  # mixcut.data.Data: source, train and val batch streams
+    num_classes: int
+    mixer: Mixer
+    model: torch.nn.Module  # unwrapped: checkpoints and evaluation use this one
+    parts: StepParts  # what a step needs, with the (DDP/compiled) model it trains
+
+
+def build(cfg: DictConfig, info: D.DistInfo, device: torch.device, amp_dtype: torch.dtype | None) -> Built:
+    """Seeds, data, mixer, model, optimizer, scheduler, scaler, EMA, DDP, compile — in this order."""
+    t = cfg.trainer
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    set_determinism(t.deterministic)
+    seed_everything(mix_seed(t.seed, info.rank))
+
+    source = load_source(cfg.data)
+    num_classes = num_classes_of(cfg, source)
+    data = build_data(cfg, device, info.rank, info.world_size, source=source)
+    mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, MIXER_SALT))
+
+    model = create_model(cfg.model, num_classes).to(device)
+    probe_model(model, cfg, device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if t.sync_bn and info.enabled:
+        if device.type != "cuda":
+            raise ConfigError("trainer.sync_bn=true needs CUDA (NCCL); drop it on CPU.")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    optimizer = build_optimizer(cfg, model, info.world_size)
+    updates_per_epoch = math.ceil(len(data.train) / t.grad_accum_steps)
+    scheduler = build_scheduler(cfg, optimizer, updates_per_epoch)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    ema = None
+    if t.ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=t.ema_decay, use_warmup=t.ema_warmup)
+    wrapped = model
+    if info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if t.compile:
+        wrapped = torch.compile(wrapped)
+    parts = StepParts(
+        model=wrapped,
+        optimizer=optimizer,
+        loss_fn=create_loss(cfg.loss).to(device),
+        mixer=mixer,
+        device=device,
+        amp_dtype=amp_dtype,
+        scaler=scaler,
+        scheduler=scheduler,
+        ema=ema,
+        grad_accum_steps=t.grad_accum_steps,
+        clip_grad=t.clip_grad,
+        clip_mode=t.clip_mode,
+        on_nonfinite=t.on_nonfinite,
+        max_nonfinite=t.max_nonfinite,
+    )
+    return Built(data=data, num_classes=num_classes, mixer=mixer, model=model, parts=parts)
