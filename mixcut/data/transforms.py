@@ -22,7 +22,7 @@ class ToUint8Tensor:
         return pil_to_tensor(img)
 
 
-def _auto_augment(aug, img_size: int, mean):
+def auto_augment_transform(aug, img_size: int, mean):
     from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
 
     hparams = {"translate_const": int(img_size * 0.45), "img_mean": tuple(round(255 * m) for m in mean)}
@@ -51,7 +51,7 @@ def train_transform(aug, img_size: int, mean) -> T.Compose:
         cj = float(aug.color_jitter)
         steps.append(T.ColorJitter(cj, cj, cj))
     if aug.auto_augment:
-        steps.append(_auto_augment(aug, img_size, mean))
+        steps.append(auto_augment_transform(aug, img_size, mean))
     steps.append(ToUint8Tensor())
     return T.Compose(steps)
 

@@ -21,8 +21,7 @@ def check_model_name(name: str) -> None:
 
 
 def create_model(model_cfg, num_classes: int, in_chans: int = 3) -> nn.Module:
-    """``timm.create_model`` with the config's options."""
-    check_model_name(model_cfg.name)
+    """``timm.create_model`` with the config's options (the name was checked by `mixcut.config.check`)."""
     kwargs = dict(model_cfg.kwargs or {})
     if model_cfg.drop_path_rate is not None:
         kwargs["drop_path_rate"] = model_cfg.drop_path_rate

@@ -1,0 +1,238 @@
+"""The typed schema of the training config: one dataclass per group.
+
+Hydra composes the YAML files under ``configs/`` onto these dataclasses, so a
+typo in a key, a string where a number belongs, or a value outside a fixed set
+of choices (the `Choice` enums) fails at composition with the list of valid
+values. Ranges and combinations are checked later by `mixcut.config.check`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+class Choice(str, Enum):
+    """A fixed set of string options. Members compare, hash and print as their
+    value, so code and messages treat them as the strings users type."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+
+class DataName(Choice):
+    digits = "digits"  # scikit-learn's handwritten digits, embedded (offline default)
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+    imagenet = "imagenet"
+    folder = "folder"  # any ROOT/train/<class>/* (optional ROOT/val/)
+    synthetic = "synthetic"
+
+
+class CacheMode(Choice):
+    auto = "auto"
+    none = "none"
+    device = "device"
+
+
+class BadImagePolicy(Choice):
+    skip = "skip"
+    error = "error"
+
+
+class LossName(Choice):
+    ce = "ce"
+    bce = "bce"
+
+
+class SchedName(Choice):
+    cosine = "cosine"
+    step = "step"
+    multistep = "multistep"
+    const = "const"
+
+
+class TrainCrop(Choice):
+    pad = "pad"
+    rrc = "rrc"
+    none = "none"
+
+
+class PaddingMode(Choice):
+    constant = "constant"
+    reflect = "reflect"
+
+
+class ErasingMode(Choice):
+    pixel = "pixel"
+    rand = "rand"
+    const = "const"
+
+
+class Precision(Choice):
+    auto = "auto"
+    none = "none"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class ClipMode(Choice):
+    norm = "norm"
+    value = "value"
+
+
+class NonFinitePolicy(Choice):
+    skip = "skip"
+    abort = "abort"
+
+
+class WandbMode(Choice):
+    offline = "offline"
+    online = "online"
+    disabled = "disabled"
+
+
+@dataclass
+class DataConfig:
+    name: DataName = DataName.digits
+    root: str | None = None
+    img_size: int = 32
+    num_classes: int | None = None  # from the data set unless set
+    val_fraction: float = 0.1  # held out from train/ when there is no val/ folder
+    split_seed: int = 0  # fixes which images form that split, independent of trainer.seed
+    download: bool = False
+    num_workers: int = 2
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    prefetch_factor: int = 2
+    cache: CacheMode = CacheMode.auto  # auto: tensor data sets on the device, files decoded in workers
+    cache_dir: str | None = None
+    on_bad_image: BadImagePolicy = BadImagePolicy.skip
+    repeated_aug: int = 0  # repeated-augmentation factor (DeiT uses 3); 0 or 1 = off
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    train_size: int = 1024  # synthetic only
+    val_size: int = 256  # synthetic only
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet18"
+    pretrained: bool = False
+    drop_rate: float = 0.0
+    drop_path_rate: float | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    name: LossName = LossName.ce  # ce: soft-target cross entropy
+    label_smoothing: float = 0.1
+    bce_target_thresh: float | None = None  # bce: binarize targets above this
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # any name of timm's create_optimizer_v2: sgd, momentum, adamw, lamb, ...
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    betas: list[float] | None = None
+    eps: float | None = None
+    lr_scale_batch: int | None = None  # lr * global_batch / lr_scale_batch (DeiT: 512)
+    layer_decay: float | None = None
+    filter_bias_and_bn: bool = True
+
+
+@dataclass
+class SchedConfig:
+    name: SchedName = SchedName.cosine
+    warmup_epochs: float = 0.0
+    warmup_lr: float = 1e-5
+    min_lr: float = 0.0
+    decay_epochs: float = 30.0  # step
+    decay_milestones: list[int] = field(default_factory=lambda: [30, 60])  # multistep
+    decay_rate: float = 0.1
+    step_on_epochs: bool = False  # False: update the lr every optimizer step
+
+
+@dataclass
+class AugConfig:
+    name: str = "cifar"
+    train_crop: TrainCrop = TrainCrop.pad  # pad: pad and random crop; rrc: random resized crop
+    padding: int = 4
+    padding_mode: PaddingMode = PaddingMode.constant
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333333])
+    hflip: float = 0.5
+    color_jitter: float | None = None
+    auto_augment: str | None = None  # timm string, e.g. rand-m9-mstd0.5-inc1
+    re_prob: float = 0.0  # random erasing, applied on the device
+    re_mode: ErasingMode = ErasingMode.pixel
+    re_count: int = 1
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875  # evaluation: resize to img_size / crop_pct, centre crop
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: Precision = Precision.auto  # auto: bf16 on CUDA and on CPUs with native bf16, else fp32
+    seed: int = 0
+    deterministic: bool = False
+    compile: bool = False
+    channels_last: bool = False
+    grad_accum_steps: int = 1
+    clip_grad: float | None = None
+    clip_mode: ClipMode = ClipMode.norm
+    ema: bool = False
+    ema_decay: float = 0.9998
+    ema_warmup: bool = False
+    eval_every: int = 1
+    resume: str | None = None  # auto | PATH
+    eval_only: bool = False
+    stop_after_epoch: int | None = None  # end this invocation after that epoch (checkpoint kept; resume later)
+    log_every: int = 20
+    ckpt_every_steps: int = 0
+    save_best: bool = True
+    on_nonfinite: NonFinitePolicy = NonFinitePolicy.skip
+    max_nonfinite: int = 10  # consecutive skipped steps before giving up
+    sync_bn: bool = False
+    threads: int | None = None
+    progress: bool = True
+    limit_train_batches: int | None = None
+    limit_val_batches: int | None = None
+
+
+@dataclass
+class LoggerConfig:
+    console: bool = True
+    tensorboard: bool = False
+    wandb: bool = False
+    mode: WandbMode = WandbMode.offline
+    project: str = "mixcut"
+    entity: str | None = None
+    run_name: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mix: Any = None  # typed by the schema each mix/*.yaml pulls in
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paper: dict[str, Any] = field(default_factory=dict)  # what an experiment should reproduce
