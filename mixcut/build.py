@@ -19,15 +19,13 @@ from omegaconf import DictConfig
 
 from .config import mixer_options
 from .data import build_data, load_source
-from .data.sampling import mix_seed
+from .data.sampling import SALT_MIXER, mix_seed
 from .engine import StepParts
 from .errors import ConfigError
 from .losses import create_loss
 from .mix import Mixer, create_mixer
 from .models import create_model
 from .runtime import distributed as D
-
-MIXER_SALT = 0x3143  # the mixer's generator seed is derived from (trainer.seed, rank, this salt)
 
 
 def resolve_device(name: str, info: D.DistInfo) -> torch.device:
@@ -185,7 +183,7 @@ def build(cfg: DictConfig, info: D.DistInfo, device: torch.device, amp_dtype: to
     source = load_source(cfg.data)
     num_classes = num_classes_of(cfg, source)
     data = build_data(cfg, device, info.rank, info.world_size, source=source)
-    mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, MIXER_SALT))
+    mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, SALT_MIXER))
 
     model = create_model(cfg.model, num_classes).to(device)
     probe_model(model, cfg, device)

@@ -189,9 +189,10 @@ def test_vectorised_worker_seeds_equal_mix_seed():
     """The worker path's per-sample seeds, computed for a whole epoch at once, are `mix_seed`'s."""
     import numpy as np
 
-    from mixcut.data.pipelines import _mix_seeds
-    from mixcut.data.sampling import mix_seed
+    from mixcut.data.sampling import SALT_SAMPLE_AUGMENT, mix_seed, mix_seeds
 
     positions = np.array([0, 1, 7, 49_999, 2**40])
     for seed, epoch in ((0, 0), (7, 3), (-5, 1), (2**62, 11)):
-        assert _mix_seeds((seed, epoch), positions, (0x1D,)).tolist() == [mix_seed(seed, epoch, int(p), 0x1D) for p in positions]
+        assert mix_seeds((seed, epoch), positions, (SALT_SAMPLE_AUGMENT,)).tolist() == [
+            mix_seed(seed, epoch, int(p), SALT_SAMPLE_AUGMENT) for p in positions
+        ]

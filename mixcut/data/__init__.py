@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from .cache import load_or_decode, recipe_for, recipe_transform
 from .device_aug import Normalize
 from .folder import FileSplit
-from .pipelines import BatchAugment, BatchStream, DataError, DeviceBatches, LoaderBatches, _Erasing
+from .pipelines import BatchAugment, BatchStream, DataError, DeviceBatches, Erasing, LoaderBatches
 from .sources import Source, TensorSplit, load_source
 from .transforms import eval_transform, train_transform
 
@@ -57,7 +57,7 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
         source = Source(decoded(source.train, "train", True), decoded(source.val, "val", False), source.classes)
     normalize = Normalize(d.mean, d.std, device, channels_last=t.channels_last)
     common = dict(batch_size=t.batch_size, device=device, normalize=normalize, seed=t.seed, rank=rank, world_size=world_size)
-    erasing = _Erasing(aug, device) if aug.re_prob > 0 else None
+    erasing = Erasing(aug, device) if aug.re_prob > 0 else None
 
     def stream(split, train: bool) -> BatchStream:
         kw = dict(

@@ -59,7 +59,7 @@ from ..io import fsync_dir, read_only_by_mode, write_probe
 from ..runtime import distributed as D
 from .folder import BadImage, FileSplit, load_rgb
 from .sources import TensorSplit
-from .transforms import _INTERP, ToUint8Tensor
+from .transforms import INTERPOLATIONS, ToUint8Tensor
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,13 @@ def recipe_for(data_cfg, aug_cfg, train: bool) -> dict:
     """The preprocessing a split is decoded with, as a small JSON-able dict."""
     size = int(data_cfg.img_size)
     resize = size if train else int(round(size / aug_cfg.crop_pct))
-    interp = aug_cfg.interpolation if aug_cfg.interpolation in _INTERP else "bilinear"
+    interp = aug_cfg.interpolation if aug_cfg.interpolation in INTERPOLATIONS else "bilinear"
     return {"resize": resize, "crop": size, "interpolation": interp}
 
 
 def recipe_transform(recipe: dict) -> T.Compose:
     """The PIL transform of a recipe (the worker path's eval transform for val)."""
-    interp = _INTERP[recipe["interpolation"]]
+    interp = INTERPOLATIONS[recipe["interpolation"]]
     return T.Compose([T.Resize(recipe["resize"], interpolation=interp), T.CenterCrop(recipe["crop"]), ToUint8Tensor()])
 
 

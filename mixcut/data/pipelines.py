@@ -26,13 +26,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from ..errors import DataError
 from . import device_aug
 from .folder import BadImage, FileSplit, load_rgb
-from .sampling import batch_slices, eval_shard, mix_seed, train_order
+from .sampling import SALT_BATCH_AUGMENT, SALT_SAMPLE_AUGMENT, batch_slices, eval_shard, mix_seed, mix_seeds, train_order
 from .sources import TensorSplit
 
 log = logging.getLogger(__name__)
 
 
-class _Erasing:
+class Erasing:
     """Random erasing on the normalized device batch (timm's implementation)."""
 
     def __init__(self, aug, device) -> None:
@@ -104,7 +104,7 @@ class BatchAugment:
     def __call__(self, x: Tensor, epoch: int, batch: int) -> Tensor:
         """uint8 in; uint8 out (float32 for rrc)."""
         a = self.aug
-        self.generator.manual_seed(mix_seed(self.seed, epoch, batch, self.rank, 0xA06))
+        self.generator.manual_seed(mix_seed(self.seed, epoch, batch, self.rank, SALT_BATCH_AUGMENT))
         if a.train_crop == "rrc":
             return device_aug.random_resized_crop(x, self.img_size, tuple(a.scale), tuple(a.ratio), self.generator, hflip=a.hflip)
         x = device_aug.resize_batch(x, self.img_size)
@@ -184,26 +184,6 @@ def _collate(items):
     return torch.stack([it[0] for it in good]), torch.tensor([it[1] for it in good]), bad
 
 
-def _mix_seeds(before: tuple[int, ...], values: np.ndarray, after: tuple[int, ...]) -> np.ndarray:
-    """``mix_seed(*before, v, *after)`` for every ``v`` of ``values`` at once (uint64
-    arithmetic wraps like the scalar version's masks): one epoch's 50,000 per-sample
-    seeds in milliseconds instead of half a second of the training process."""
-    z = np.full(values.shape, 0x9E3779B97F4A7C15, dtype=np.uint64)
-
-    def step(z: np.ndarray, p) -> np.ndarray:
-        z = (z ^ p) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-    with np.errstate(over="ignore"):
-        for p in before:
-            z = step(z, np.uint64(int(p) & 0xFFFFFFFFFFFFFFFF))
-        z = step(z, values.astype(np.int64).astype(np.uint64))
-        for p in after:
-            z = step(z, np.uint64(int(p) & 0xFFFFFFFFFFFFFFFF))
-    return z & np.uint64((1 << 63) - 1)
-
-
 class _PlannedSampler(Sampler):
     """Yields the (index, seed) items planned for the current epoch."""
 
@@ -256,7 +236,7 @@ class LoaderBatches(BatchStream):
         sl = self.slices(len(idx))
         stop = sl[-1].stop if sl else 0
         first = sl[start].start if start < len(sl) else stop
-        seeds = _mix_seeds((self.seed, epoch), pos[first:stop].numpy(), (0x1D,))
+        seeds = mix_seeds((self.seed, epoch), pos[first:stop].numpy(), (SALT_SAMPLE_AUGMENT,))
         self.sampler.items = list(zip(idx[first:stop].tolist(), seeds.tolist()))
         self._epoch_bad = 0
         for b, (x, y, bad) in enumerate(self._batches(), start=start):

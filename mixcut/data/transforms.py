@@ -12,7 +12,11 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.functional import pil_to_tensor
 
-_INTERP = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}
+INTERPOLATIONS = {
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+    "nearest": InterpolationMode.NEAREST,
+}
 
 
 class ToUint8Tensor:
@@ -37,7 +41,7 @@ def auto_augment_transform(aug, img_size: int, mean):
 def train_transform(aug, img_size: int, mean) -> T.Compose:
     """Crop (pad-crop, random-resized-crop or none), flip, colour jitter and
     auto-augment as configured by the ``aug`` group."""
-    interp = _INTERP.get(aug.interpolation, InterpolationMode.BILINEAR)
+    interp = INTERPOLATIONS.get(aug.interpolation, InterpolationMode.BILINEAR)
     steps = []
     if aug.train_crop == "rrc":
         steps.append(T.RandomResizedCrop(img_size, scale=tuple(aug.scale), ratio=tuple(aug.ratio), interpolation=interp))
@@ -58,6 +62,6 @@ def train_transform(aug, img_size: int, mean) -> T.Compose:
 
 def eval_transform(aug, img_size: int) -> T.Compose:
     """Resize to ``img_size / crop_pct`` and centre-crop ``img_size``."""
-    interp = _INTERP.get(aug.interpolation, InterpolationMode.BILINEAR)
+    interp = INTERPOLATIONS.get(aug.interpolation, InterpolationMode.BILINEAR)
     resize = int(round(img_size / aug.crop_pct))
     return T.Compose([T.Resize(resize, interpolation=interp), T.CenterCrop(img_size), ToUint8Tensor()])
