@@ -1,4 +1,4 @@
-"""One training epoch and one evaluation pass: the only place that knows the step order.
+"""One training epoch: the only place that knows the step order.
 
 batch -> mix (on the device) -> forward under autocast -> soft-target loss
       -> backward (scaled for fp16) -> [every grad_accum_steps batches:
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .runtime import faults
+from .wrappers import unwrap_model
 
 
 class NonFiniteLossError(RuntimeError):
@@ -40,7 +41,7 @@ class TrainState:
 
 @dataclass
 class StepParts:
-    """What a training step needs, built once by `mixcut.train`."""
+    """What a training step needs, built once by `mixcut.build`."""
 
     model: nn.Module  # possibly DDP-wrapped and/or compiled
     optimizer: torch.optim.Optimizer
@@ -98,15 +99,10 @@ def _optimizer_step(parts: StepParts, state: TrainState, loss_value: torch.Tenso
     opt.zero_grad(set_to_none=True)
     state.global_step += 1
     if parts.ema is not None:
-        parts.ema.update(_unwrap(parts.model), step=state.global_step)
+        parts.ema.update(unwrap_model(parts.model)[0], step=state.global_step)
     if parts.scheduler is not None:
         parts.scheduler.step_update(num_updates=state.global_step)
     return True
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    model = getattr(model, "_orig_mod", model)  # torch.compile
-    return getattr(model, "module", model)  # DDP
 
 
 def train_one_epoch(

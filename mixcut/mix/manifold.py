@@ -54,21 +54,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..wrappers import unwrap_model
 from .base import Draws, Mixer, MixResult, check_positive
 
 INPUT = "input"
-
-
-def unwrap_model(model: nn.Module) -> tuple[nn.Module, bool]:
-    """The module under DDP/DataParallel and torch.compile wrappers, and whether it was compiled."""
-    compiled = False
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model, compiled = model._orig_mod, True
-        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        else:
-            return model, compiled
 
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
