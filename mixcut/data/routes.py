@@ -1,0 +1,121 @@
+"""The three routes by which images reach the device, and the one function that
+picks a route by name.
+
+  device       decoded uint8 tensors held on the training device (tensor data sets,
+               or files decoded once into the cache); crops and flips on whole batches
+  batch_aug    DataLoader workers decode files (resize + centre crop) and the crops
+               and flips run on whole batches on the device: same draws and pixels as
+               the device route
+  workers      DataLoader workers run the full per-image transform (random resized
+               crops of full-size files, colour jitter, auto-augment)
+
+Every route yields uint8 (or float) batches that are normalised on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from .cache import load_or_decode, recipe_for, recipe_transform
+from .device_aug import Normalize
+from .folder import FileSplit
+from .pipelines import BatchAugment, BatchStream, DeviceBatches, Erasing, LoaderBatches
+from .sources import Source, TensorSplit
+from .transforms import eval_transform, train_transform
+
+DEVICE, BATCH_AUG, WORKERS = "device", "batch_aug", "workers"
+
+
+def batch_augmentable(aug) -> bool:
+    """True when the training augmentation is a pad-crop or no crop plus a flip: then
+    the worker path leaves it to `BatchAugment` on the device. Random resized crops
+    of full-size files, colour jitter and auto-augment stay per image in the workers."""
+    return aug.train_crop in ("pad", "none") and not aug.color_jitter and not aug.auto_augment
+
+
+def resolve_cache(data_cfg, split) -> str:
+    """``auto`` keeps tensor data sets on the device and decodes files in workers."""
+    if data_cfg.cache != "auto":
+        return data_cfg.cache
+    return "device" if isinstance(split, TensorSplit) else "none"
+
+
+def pick_route(cache: str, aug, train: bool) -> str:
+    """The route of one split: ``data.cache`` (resolved) and the augmentation decide."""
+    if cache == "device":
+        return DEVICE
+    return BATCH_AUG if train and batch_augmentable(aug) else WORKERS
+
+
+def decode_into_cache(source: Source, cfg, rank: int, world_size: int) -> Source:
+    """The file splits of ``source`` as decoded tensors (from the cache file, or decoded and cached)."""
+    d, aug = cfg.data, cfg.aug
+
+    def decoded(split, name: str, train: bool):
+        return load_or_decode(split, d, aug, name, train, rank, world_size) if split is not None and len(split) else split
+
+    return Source(decoded(source.train, "train", True), decoded(source.val, "val", False), source.classes)
+
+
+@dataclass
+class StreamContext:
+    """What every stream of a run shares."""
+
+    cfg: object
+    device: torch.device
+    rank: int
+    world_size: int
+    normalize: Normalize
+    erasing: Erasing | None
+
+
+def build_stream(route: str, split, train: bool, ctx: StreamContext) -> BatchStream:
+    """The batch stream of ``split`` along ``route``."""
+    d, aug, t = ctx.cfg.data, ctx.cfg.aug, ctx.cfg.trainer
+    kw = dict(
+        batch_size=t.batch_size,
+        device=ctx.device,
+        normalize=ctx.normalize,
+        seed=t.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        train=train,
+        repeated_aug=d.repeated_aug if train else 0,
+        erasing=ctx.erasing,
+        limit=t.limit_train_batches if train else t.limit_val_batches,
+    )
+    if route == DEVICE:
+        return DeviceBatches(split, aug=aug, img_size=d.img_size, **kw)
+    batch_augment = None
+    if not train:
+        tf = eval_transform(aug, d.img_size)
+    elif route == BATCH_AUG:
+        # workers only decode (resize + centre crop); crops and flips happen on the whole
+        # batch on the device, exactly as on the cache path (same draws, same pixels)
+        tf = recipe_transform(recipe_for(d, aug, train=True))
+        batch_augment = BatchAugment(aug, d.img_size, ctx.device, t.seed, ctx.rank)
+    else:
+        tf = train_transform(aug, d.img_size, d.mean)
+    return LoaderBatches(
+        split,
+        transform=tf,
+        num_workers=d.num_workers,
+        pin_memory=d.pin_memory,
+        persistent_workers=d.persistent_workers,
+        prefetch_factor=d.prefetch_factor,
+        on_bad_image=d.on_bad_image,
+        batch_augment=batch_augment,
+        **kw,
+    )
+
+
+def check_route(cache: str, aug) -> None:
+    if cache == "device" and (aug.auto_augment or aug.color_jitter):
+        raise ConfigError("aug.auto_augment and aug.color_jitter run per image; use data.cache=none with them.")
+
+
+def is_file_split(split) -> bool:
+    return isinstance(split, FileSplit)
