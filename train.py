@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mixcut.cli import preflight, prepare_argv, report_errors
+from mixcut.cli import preflight, prepare_argv, train_in_hydra_run_dir
 from mixcut.config import register_configs
 
 register_configs()
@@ -14,10 +14,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from mixcut.trainer import run
-
-    with report_errors():
-        run(cfg)
+    train_in_hydra_run_dir(cfg)
 
 
 if __name__ == "__main__":

@@ -130,6 +130,16 @@ def preflight(argv: list[str], config_dir: str) -> None:
         GlobalHydra.instance().clear()
 
 
+def train_in_hydra_run_dir(cfg) -> dict:
+    """The body of train.py's ``@hydra.main``: train in the run directory Hydra made."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .trainer import run
+
+    with report_errors():
+        return run(cfg, HydraConfig.get().runtime.output_dir)
+
+
 @contextlib.contextmanager
 def report_errors():
     """Turn the errors a user can fix into one line on stderr and exit code 2,

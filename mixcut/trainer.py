@@ -30,8 +30,8 @@ from .runtime.signals import StopRequested, StopSignals
 log = logging.getLogger("mixcut")
 
 
-def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
-    """Train (or evaluate, with ``trainer.eval_only``) as ``cfg`` says.
+def run(cfg: DictConfig, run_dir: str | Path) -> dict:
+    """Train (or evaluate, with ``trainer.eval_only``) as ``cfg`` says, in ``run_dir``.
 
     Returns the summary that is also written to ``run_dir/summary.json``.
     Raises `ConfigError` for configuration problems before any work starts.
@@ -42,18 +42,11 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict:
     amp_dtype = resolve_amp(cfg.trainer.amp, device)
     D.init_process_group(info, device)
     try:
-        base = Path(run_dir) if run_dir is not None else hydra_run_dir()
-        base = Path(D.broadcast_object(str(base.resolve())))
+        base = Path(D.broadcast_object(str(Path(run_dir).resolve())))
         trainer = Trainer(cfg, base, info, device, amp_dtype)
         return trainer.evaluate_checkpoint() if cfg.trainer.eval_only else trainer.train()
     finally:
         D.cleanup()
-
-
-def hydra_run_dir() -> Path:
-    from hydra.core.hydra_config import HydraConfig
-
-    return Path(HydraConfig.get().runtime.output_dir)
 
 
 class Trainer:
