@@ -1,12 +1,12 @@
 """Registration of the schemas in Hydra's ConfigStore: the only module of mixcut
 that imports Hydra's config machinery (``configs/train.yaml`` and each
-``configs/mix/*.yaml`` pull the schemas in by these names)."""
+``configs/mix/*.yaml`` pull the schemas in by these names: ``/schema/mix/<name>``)."""
 
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from ..config_mix import MIX_SCHEMAS
+from ..mix import MIXERS
 from .schemas import TrainConfig
 
 
@@ -14,5 +14,5 @@ def register_configs() -> None:
     """Put the schemas into Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    for name, schema in MIX_SCHEMAS.items():
-        cs.store(group="schema/mix", name=name, node=schema)
+    for name, entry in MIXERS.items():  # each mixer's options, defined beside it in mixcut/mix/
+        cs.store(group="schema/mix", name=name, node=entry.options)

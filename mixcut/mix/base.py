@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -338,3 +339,17 @@ class Draws:
         """Beta(alpha, alpha) float32 of shape (B,)."""
         size, dev = self._size()
         return self._finish(F.sample_beta(alpha, size[0], self.generator, dev))
+
+
+@dataclass
+class MixOptions:
+    """Options every mixer takes (see `Mixer`); each mixer's options extend these.
+    The dataclass is the ``mix`` group's config schema: a key a mixer does not
+    take is refused when Hydra composes the config."""
+
+    name: str = "none"
+    prob: float = 1.0
+    mode: str = "batch"  # batch | pair | elem
+    pairing: str = "perm"  # perm | flip
+    lam_clip: list[float] | None = None
+    off_epoch: int | None = None

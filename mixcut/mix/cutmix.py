@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from . import functional as F
-from .base import Draws, Mixer, Plan, check_positive, check_range
+from .base import Draws, Mixer, MixOptions, Plan, check_positive, check_range
+from .registry import register
 
 
 class CutMix(Mixer):
@@ -72,3 +75,14 @@ class CutMix(Mixer):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, minmax={self.minmax}, correct_lam={self.correct_lam}"
+
+
+@dataclass
+class CutMixOptions(MixOptions):
+    name: str = "cutmix"
+    alpha: float = 1.0
+    minmax: list[float] | None = None
+    correct_lam: bool = True
+
+
+register("cutmix", CutMix, CutMixOptions)

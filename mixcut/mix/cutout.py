@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from . import functional as F
-from .base import Draws, Mixer, Plan
+from .base import Draws, Mixer, MixOptions, Plan
+from .registry import register
 
 
 class Cutout(Mixer):
@@ -86,3 +89,13 @@ class Cutout(Mixer):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, fill={self.fill}"
+
+
+@dataclass
+class CutoutOptions(MixOptions):
+    name: str = "cutout"
+    size: int = 16  # side of the square (16 on CIFAR-10, 8 on CIFAR-100 in the paper)
+    fill: float = 0.0  # value written into the normalized image
+
+
+register("cutout", Cutout, CutoutOptions)

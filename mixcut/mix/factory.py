@@ -7,33 +7,26 @@ options (`Mixer`) plus its own; unknown options are an error, not ignored.
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Callable
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from .base import Mixer
+from .base import Mixer, MixOptions
 from .choice import MixChoice
-from .cutmix import CutMix
-from .cutout import Cutout
-from .fmix import FMix
-from .manifold import ManifoldMixup
-from .mixup import Mixup
-from .noop import NoMix
-from .resizemix import ResizeMix
-from .saliencymix import SaliencyMix
+from .registry import MIXERS, register
 
 COMMON_OPTIONS = ("prob", "mode", "label_smoothing", "num_classes", "lam_clip", "pairing", "seed", "inplace", "off_epoch")
 
-
-def _deit(
-    mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0, switch_prob: float = 0.5, minmax=None, correct_lam: bool = True, **common
-) -> Mixer:
-    """The DeiT recipe: Mixup(0.8) or CutMix(1.0), switching with ``switch_prob``."""
-    return MixChoice.switch(
-        Mixup(mixup_alpha), CutMix(cutmix_alpha, minmax=minmax, correct_lam=correct_lam), switch_prob=switch_prob, **common
-    )
+# every module of this package that defines a mixer registers it on import: a new
+# mixer needs no line here
+for _module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+    importlib.import_module(f"{__package__}.{_module.name}")
 
 
-def _choice(mixers: dict[str, dict] | None = None, probs=None, **common) -> Mixer:
+def choice(mixers: dict[str, dict] | None = None, probs=None, **common) -> Mixer:
     """One of several registered mixers per batch/pair/sample: ``mixers`` maps a
     name to that mixer's own options (``{'cutmix': {'alpha': 1.0}, 'fmix': {}}``),
     ``probs`` are their probabilities (uniform if None). The common options
@@ -50,28 +43,22 @@ def _choice(mixers: dict[str, dict] | None = None, probs=None, **common) -> Mixe
     return MixChoice(members, probs, **common)
 
 
-MIXERS: dict[str, Callable[..., Mixer]] = {
-    "none": NoMix,
-    "mixup": Mixup,
-    "cutmix": CutMix,
-    "deit": _deit,
-    "manifold_mixup": ManifoldMixup,
-    "saliencymix": SaliencyMix,
-    "resizemix": ResizeMix,
-    "fmix": FMix,
-    "cutout": Cutout,
-    "choice": _choice,
-}
+@dataclass
+class ChoiceOptions(MixOptions):
+    """Several mixers picked at random: ``mixers`` maps a mixer name to its own
+    options (alpha, ...); ``probs`` are their probabilities (uniform if null)."""
+
+    name: str = "choice"
+    mixers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probs: list[float] | None = None
 
 
-def register_mixer(name: str, builder: Callable[..., Mixer]) -> None:
-    """Make ``builder`` available to `create_mixer` (and ``mix=<name>``)."""
-    MIXERS[name] = builder
+register("choice", choice, ChoiceOptions)
 
 
 def mixer_options(name: str) -> set[str]:
     """Options accepted by the mixer ``name`` besides the common ones."""
-    builder = MIXERS[name]
+    builder = MIXERS[name].builder
     target = builder.__init__ if inspect.isclass(builder) else builder
     params = inspect.signature(target).parameters
     return {p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
@@ -89,4 +76,4 @@ def create_mixer(name: str, **options) -> Mixer:
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"mixer {name!r} does not take option(s) {', '.join(unknown)}; it takes: {', '.join(sorted(allowed))}.")
-    return MIXERS[name](**options)
+    return MIXERS[name].builder(**options)

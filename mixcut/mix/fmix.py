@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from .base import Draws, Mixer, Plan, check_positive
+from .base import Draws, Mixer, MixOptions, Plan, check_positive
+from .registry import register
 
 #: On the CPU, work through the batch in slices of about this many pixels: the temporaries then
 #: stay allocator-friendly instead of faulting in fresh pages on every call (several times faster).
@@ -127,3 +130,14 @@ class FMix(Mixer):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, decay_power={self.decay_power}, max_soft={self.max_soft}"
+
+
+@dataclass
+class FMixOptions(MixOptions):
+    name: str = "fmix"
+    alpha: float = 1.0
+    decay_power: float = 3.0
+    max_soft: float = 0.0
+
+
+register("fmix", FMix, FMixOptions)

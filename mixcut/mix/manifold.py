@@ -50,12 +50,14 @@ import contextlib
 import math
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ..wrappers import unwrap_model
-from .base import Draws, Mixer, MixResult, check_positive
+from .base import Draws, Mixer, MixOptions, MixResult, check_positive
+from .registry import register
 
 INPUT = "input"
 
@@ -245,3 +247,13 @@ class ManifoldMixup(Mixer):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, layers={self.layers}"
+
+
+@dataclass
+class ManifoldMixupOptions(MixOptions):
+    name: str = "manifold_mixup"
+    alpha: float = 2.0
+    layers: list[str] | None = None  # module names; None: the input and the first stages
+
+
+register("manifold_mixup", ManifoldMixup, ManifoldMixupOptions)

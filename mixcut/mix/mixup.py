@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from . import functional as F
-from .base import Draws, Mixer, Plan, check_positive
+from .base import Draws, Mixer, MixOptions, Plan, check_positive
+from .registry import register
 
 
 class Mixup(Mixer):
@@ -32,3 +35,12 @@ class Mixup(Mixer):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
+
+
+@dataclass
+class MixupOptions(MixOptions):
+    name: str = "mixup"
+    alpha: float = 1.0
+
+
+register("mixup", Mixup, MixupOptions)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import Mixer
+from .base import Mixer, MixOptions
+from .registry import register
 
 
 class NoMix(Mixer):
@@ -17,3 +18,6 @@ class NoMix(Mixer):
 
     def __repr__(self) -> str:
         return f"NoMix(label_smoothing={self.label_smoothing})"
+
+
+register("none", NoMix, MixOptions)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
 from . import functional as F
-from .base import Draws, Mixer, Plan, check_range
+from .base import Draws, Mixer, MixOptions, Plan, check_range
+from .registry import register
 
 
 def nearest_index(out_size: Tensor, in_size: int, length: int) -> Tensor:
@@ -93,3 +96,12 @@ class ResizeMix(Mixer):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"
+
+
+@dataclass
+class ResizeMixOptions(MixOptions):
+    name: str = "resizemix"
+    scale: list[float] = field(default_factory=lambda: [0.1, 0.8])  # tau range, share of the side
+
+
+register("resizemix", ResizeMix, ResizeMixOptions)

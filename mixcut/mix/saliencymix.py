@@ -46,12 +46,15 @@ How it differs from the official behaviour:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
 from . import functional as F
-from .base import Draws, Mixer, Plan, check_positive
+from .base import Draws, Mixer, MixOptions, Plan, check_positive
+from .registry import register
 
 #: On the CPU, work through the batch in slices of about this many pixels: the temporaries then
 #: stay allocator-friendly instead of faulting in fresh pages on every call (several times faster).
@@ -157,3 +160,13 @@ class SaliencyMix(Mixer):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, per_batch={self.per_batch}"
+
+
+@dataclass
+class SaliencyMixOptions(MixOptions):
+    name: str = "saliencymix"
+    alpha: float = 1.0
+    per_batch: bool = False  # official behaviour: one saliency map per batch
+
+
+register("saliencymix", SaliencyMix, SaliencyMixOptions)
