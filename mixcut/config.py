@@ -51,6 +51,10 @@ class ModelConfig:
     drop_rate: float = 0.0
     drop_path_rate: float | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # issue 13, fine-tuning: start from local weights (mixcut checkpoint, .pt/.pth state dict, .safetensors);
+    # a different class count re-initialises the classifier; other key mismatches fail unless init_strict=false
+    init: str | None = None
+    init_strict: bool = True
 
 
 @dataclass
@@ -71,6 +75,7 @@ class OptimConfig:
     lr_scale_batch: int | None = None  # lr * global_batch / lr_scale_batch (DeiT: 512)
     layer_decay: float | None = None
     filter_bias_and_bn: bool = True
+    head_lr_scale: float = 1.0  # issue 13: classifier lr = lr x this (x its layer-decay factor); fine-tuning
 
 
 @dataclass
@@ -262,6 +267,13 @@ def validate(cfg: DictConfig) -> None:
     _check(0.0 <= o.momentum < 1.0, f"optim.momentum must be in [0, 1); got {o.momentum}.")
     _check(o.lr_scale_batch is None or o.lr_scale_batch >= 1, f"optim.lr_scale_batch must be >= 1; got {o.lr_scale_batch}.")
     _check(o.betas is None or len(o.betas) == 2, f"optim.betas must be two numbers; got {o.betas}.")
+    # issue 13: fine-tuning options
+    _check(o.layer_decay is None or 0 < o.layer_decay <= 1, f"optim.layer_decay must be in (0, 1]; got {o.layer_decay}.")
+    _check(o.head_lr_scale > 0, f"optim.head_lr_scale must be > 0; got {o.head_lr_scale}.")
+    _check(
+        not (cfg.model.init and cfg.model.pretrained),
+        "model.init=PATH and model.pretrained=true both give starting weights; drop one (model.pretrained=false).",
+    )
 
     _check_optimizer_name(o.name)
     _choice(s.name, "sched.name", SCHEDULERS)

@@ -29,6 +29,8 @@ from .loggers import NullLogger, RunLogger, truncate_jsonl, write_json_atomic
 from .losses import create_loss
 from .mix import Mixer, create_mixer
 from .models import check_model_name, create_model
+from .models.init import init_model
+from .optim import apply_lr_scale_without_scheduler, scale_head_lr
 from .runtime import distributed as D
 from .runtime.signals import StopRequested, StopSignals
 
@@ -231,6 +233,12 @@ class Run:
         self.mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, 0x3143))
 
         model = create_model(cfg.model, num_classes).to(device)
+        if cfg.model.init:  # issue 13: fine-tuning from local weights; a checkpoint to resume from wins
+            resume = self.resume_path()
+            if resume is None:
+                init_model(model, cfg.model.init, strict=cfg.model.init_strict)
+            else:
+                log.info("model.init=%s not applied: resuming from %s (trainer.resume wins)", cfg.model.init, resume)
         probe_model(model, cfg, device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -240,8 +248,11 @@ class Run:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
         optimizer = build_optimizer(cfg, model, info.world_size)
+        scale_head_lr(optimizer, model, cfg.optim.head_lr_scale)  # issue 13
         updates_per_epoch = math.ceil(len(self.data.train) / t.grad_accum_steps)
         scheduler = build_scheduler(cfg, optimizer, updates_per_epoch)
+        if scheduler is None:  # issue 13: layer_decay / head_lr_scale factors without a timm scheduler
+            apply_lr_scale_without_scheduler(optimizer)
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         ema = None
         if t.ema:
