@@ -23,7 +23,7 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 # ------------------------------------------------------------------- schemas
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits | cifar10 | cifar100 | imagenet | folder | synthetic
+    name: str = "digits"  # digits | cifar10 | cifar100 | imagenet | folder | synthetic | shards
     root: str | None = None
     img_size: int = 32
     num_classes: int | None = None  # from the data set unless set
@@ -42,6 +42,11 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     train_size: int = 1024  # synthetic only
     val_size: int = 256  # synthetic only
+    # issue 13, data=shards: WebDataset tar shards from scripts/make_shards.py (brace patterns, paths or URLs)
+    train_shards: str | None = None
+    val_shards: str | None = None
+    shard_index: str | None = None  # index.json; default: beside the first training shard
+    shuffle_buffer: int = 1000  # samples per DataLoader worker mixed across shard boundaries
 
 
 @dataclass
@@ -177,7 +182,7 @@ def register_configs() -> None:
 
 
 # ---------------------------------------------------------------- validation
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "folder", "synthetic")
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "folder", "synthetic", "shards")
 SCHEDULERS = ("cosine", "step", "multistep", "const")
 
 
@@ -232,6 +237,11 @@ def validate(cfg: DictConfig) -> None:
     _choice(d.on_bad_image, "data.on_bad_image", ("skip", "error"))
     _check(d.repeated_aug >= 0, f"data.repeated_aug must be >= 0; got {d.repeated_aug}.")
     _check(len(d.mean) == len(d.std) and all(v > 0 for v in d.std), "data.mean and data.std need one positive std per mean.")
+    # issue 13: shards
+    _check(d.name != "shards" or d.train_shards, "data=shards needs data.train_shards='DIR/train-{000000..000099}.tar'.")
+    _check(d.shuffle_buffer >= 0, f"data.shuffle_buffer must be >= 0; got {d.shuffle_buffer}.")
+    _check(d.name != "shards" or d.cache != "device", "data=shards streams from the shards; data.cache=device is not available.")
+    _check(d.name != "shards" or d.repeated_aug <= 1, "data.repeated_aug needs random access; with data=shards leave it at 0.")
     _check(
         d.name not in ("folder", "imagenet") or d.root,
         f"data={d.name} needs data.root=DIR (DIR/train/<class>/*.jpg, optional DIR/val/).",

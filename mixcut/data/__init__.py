@@ -11,6 +11,7 @@ from .cache import load_or_decode, recipe_for, recipe_transform
 from .device_aug import Normalize
 from .folder import FileSplit
 from .pipelines import BatchAugment, BatchStream, DataError, DeviceBatches, LoaderBatches, _Erasing
+from .shards import ShardBatches, ShardSplit
 from .sources import Source, TensorSplit, load_source
 from .transforms import eval_transform, train_transform
 
@@ -79,7 +80,9 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
             batch_augment = BatchAugment(aug, d.img_size, device, t.seed, rank)
         else:
             tf = train_transform(aug, d.img_size, d.mean)
-        return LoaderBatches(
+        # issue 13: tar shards stream through their own loader; same transforms, batches and normalisation
+        shards = isinstance(split, ShardSplit)
+        return (ShardBatches if shards else LoaderBatches)(
             split,
             transform=tf,
             num_workers=d.num_workers,
@@ -88,6 +91,7 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
             prefetch_factor=d.prefetch_factor,
             on_bad_image=d.on_bad_image,
             batch_augment=batch_augment,
+            **(dict(shuffle_buffer=d.shuffle_buffer) if shards else {}),
             **kw,
         )
 
