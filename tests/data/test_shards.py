@@ -74,7 +74,7 @@ def test_make_shards_holds_every_good_image_once_with_its_label(shards, capsys):
     src, out = shards
     index = json.loads((out / "index.json").read_text())
     seen, labels = Counter(), {}
-    for name, split in index["splits"].items():
+    for split in index["splits"].values():
         for shard, count in zip(split["shards"], split["counts"]):
             with tarfile.open(out / shard) as tar:
                 members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
