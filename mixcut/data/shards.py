@@ -294,6 +294,7 @@ class ShardBatches(BatchStream):
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         self.dataset.epoch, self.dataset.start = epoch, start
+        self.plan.limit = self.limit  # may have been changed since construction (benchmarks); workers copy the plan now
         total, nxt, held = len(self), start, {}
         self._epoch_bad = 0
         for p, x, y, bad in self._batches():
