@@ -14,7 +14,7 @@ Epoch accounting, the same as the folder path (`sampling.train_order`):
   batches: every rank runs the same number of batches whatever the shard sizes
   (a shard that straddles two ranks is read by both, each keeping its part).
   An epoch therefore sees ``W * B * ((N//W) // B)`` distinct samples and none
-  twice; the remaining ``< W * (B + 1)`` samples (which ones changes with the
+  twice; the remaining ``< W * B`` samples (which ones changes with the
   shard order every epoch) are skipped, as ``drop_last`` does on the folder path.
 * Within a rank, DataLoader worker ``w`` of ``K`` reads a contiguous run of
   its batches through a shuffle buffer seeded by (seed, epoch, rank, w); the

@@ -73,21 +73,21 @@ def samples(s: ShardBatches, epoch: int = 0, start: int = 0) -> list[list[str]]:
 def test_make_shards_holds_every_good_image_once_with_its_label(shards, capsys):
     src, out = shards
     index = json.loads((out / "index.json").read_text())
+    files = {p.read_bytes(): str(p.relative_to(src)) for p in src.rglob("*.*") if p.name != "broken.jpg"}
+    assert len(files) == 30  # every good file has distinct bytes: a file is known by its content
     seen, labels = Counter(), {}
     for split in index["splits"].values():
         for shard, count in zip(split["shards"], split["counts"]):
             with tarfile.open(out / shard) as tar:
                 members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
             keys = {n.split(".")[0] for n in members}
-            assert len(keys) == count
+            assert len(keys) == count and len(members) == 2 * count
             for k in keys:
-                path = json.loads(members[f"{k}.json"])["path"]
+                image = next(v for n, v in members.items() if n.startswith(k + ".") and n.split(".")[1] in ("jpg", "png"))
+                path = files[image]  # original bytes, unchanged
                 seen[path] += 1
                 labels[path] = int(members[f"{k}.cls"])
-                image = next(v for n, v in members.items() if n.startswith(k + ".") and n.split(".")[1] in ("jpg", "png"))
-                assert image == (src / path).read_bytes()  # original bytes, unchanged
-    good = {str(p.relative_to(src)) for p in src.rglob("*.*") if p.name != "broken.jpg"}
-    assert set(seen) == good and set(seen.values()) == {1}
+    assert set(seen) == set(files.values()) and set(seen.values()) == {1}
     for path, label in labels.items():
         assert index["classes"][label] == Path(path).parent.name
     assert index["splits"]["train"]["counts"] == [5, 5, 5, 5, 1] and index["splits"]["train"]["total"] == 21
@@ -184,3 +184,30 @@ def test_a_short_shard_is_an_error_not_a_hang(shards, tmp_path):
     with pytest.raises(DataError, match="fewer samples than its index says|do not match their index"):
         for epoch in range(4):
             samples(s, epoch)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["data.repeated_aug=3"], "repeated_aug needs random access"),
+        (["data.cache=device"], "data.cache=device is not available"),
+        (["data.shuffle_buffer=-1"], "shuffle_buffer must be >= 0"),
+    ],
+)
+def test_shard_options_that_cannot_work_fail_early(extra, message):
+    from _trainer_utils import compose
+
+    from mixcut.config import validate
+    from mixcut.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        validate(compose(["data=shards", "data.train_shards=/x/train-000000.tar", *extra]))
+
+
+def test_a_pattern_naming_shards_outside_the_index_is_a_config_error(shards):
+    from mixcut.errors import ConfigError
+
+    _, out = shards
+    index, where = load_index(str(out / "train-000000.tar"), None)
+    with pytest.raises(ConfigError, match="not listed in"):
+        shard_split(str(out / "train-{000000..000009}.tar"), index, where, "train_shards")
