@@ -35,6 +35,7 @@ import json
 import logging
 import posixpath
 import random
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -188,10 +189,10 @@ class _ShardBatches(IterableDataset):
         first, last = slots[mine.start], slots[mine.stop - 1]
         stream = self._raw(pieces(urls, counts, lo + first.start, lo + last.stop))
         if o.train and o.shuffle_buffer > 1:
-            from webdataset.filters import _shuffle
+            from webdataset import shuffle
 
-            seed = mix_seed(o.seed, self.epoch, o.rank, w, 0x5B)
-            stream = _shuffle(stream, bufsize=o.shuffle_buffer, initial=o.shuffle_buffer, rng=random.Random(seed))
+            rng = random.Random(mix_seed(o.seed, self.epoch, o.rank, w, 0x5B))
+            stream = shuffle(o.shuffle_buffer, initial=o.shuffle_buffer, rng=rng)(stream)
         skip = skipped_batches(self.start, k, w)
         sizes = [slots[i].stop - slots[i].start for i in mine]
         stream = islice(stream, sum(sizes[:skip]), None)  # before decoding: a mid-epoch resume reads, not decodes
@@ -207,9 +208,12 @@ class _ShardBatches(IterableDataset):
 
         for url, skip, take in plan:
             got = 0
-            for sample in islice(tarfile_samples([{"url": url}]), skip, skip + take):
-                got += 1
-                yield sample
+            try:
+                for sample in islice(tarfile_samples([{"url": url}]), skip, skip + take):
+                    got += 1
+                    yield sample
+            except (OSError, ValueError, tarfile.TarError) as e:
+                raise DataError(f"cannot read shard {url} after {skip + got} samples ({e}).") from None
             if got < take:
                 raise DataError(
                     f"shard {url} holds fewer samples than its index says ({skip + got} < {skip + take}); rewrite it."

@@ -211,3 +211,17 @@ def test_a_pattern_naming_shards_outside_the_index_is_a_config_error(shards):
     index, where = load_index(str(out / "train-000000.tar"), None)
     with pytest.raises(ConfigError, match="not listed in"):
         shard_split(str(out / "train-{000000..000009}.tar"), index, where, "train_shards")
+
+
+def test_a_corrupt_shard_is_an_error_naming_it(shards, tmp_path):
+    import shutil
+
+    from mixcut.errors import DataError
+
+    _, out = shards
+    bad = tmp_path / "copy"
+    shutil.copytree(out, bad)
+    data = (bad / "val-000000.tar").read_bytes()
+    (bad / "val-000000.tar").write_bytes(data[:700] + b"\xff" * 600 + data[1300:])  # a torn header
+    with pytest.raises(DataError, match="val-000000.tar"):
+        samples(stream(bad, "val", batch=4))
