@@ -23,7 +23,8 @@ Epoch accounting, the same as the folder path (`sampling.train_order`):
   process. The order is a pure function of (seed, epoch, world size,
   ``data.num_workers``): epoch-boundary resume is exact, and a mid-epoch resume
   at batch ``p`` is exact too (each worker skips its batches before ``p``
-  before decoding), provided ``data.num_workers`` is unchanged.
+  before decoding), provided ``data.num_workers`` is unchanged. Persistent
+  workers read each epoch's (epoch, first batch) from a small shared tensor.
 * Validation: shards in index order, rank ``r`` takes the contiguous unpadded
   range ``[N*r//W, N*(r+1)//W)``: every sample counted exactly once.
 """
@@ -152,10 +153,9 @@ class ShardPlan:
     seed: int
     rank: int
     world_size: int
-    limit: int | None
     shuffle_buffer: int
 
-    def __call__(self, epoch: int) -> tuple[list[str], list[int], int, list[slice]]:
+    def __call__(self, epoch: int, limit: int | None) -> tuple[list[str], list[int], int, list[slice]]:
         """(shard urls in read order, their counts, this rank's first sample, its batch slots)."""
         s, n = self.split, len(self.split)
         if self.train:
@@ -167,7 +167,7 @@ class ShardPlan:
             idx = eval_shard(n, self.rank, self.world_size)
             lo, count = (int(idx[0]) if len(idx) else 0), len(idx)
         slots = batch_slices(count, self.batch_size, drop_last=self.train)  # as BatchStream.slices
-        return urls, counts, lo, slots[: self.limit] if self.limit else slots
+        return urls, counts, lo, slots[:limit] if limit else slots
 
 
 # ------------------------------------------------------------ the workers
@@ -176,13 +176,14 @@ class _ShardBatches(IterableDataset):
 
     def __init__(self, plan: ShardPlan, transform, on_bad_image: str) -> None:
         self.plan, self.transform, self.on_bad_image = plan, transform, on_bad_image
-        self.epoch, self.start = 0, 0
+        # (epoch, first batch, batch limit or 0) in shared memory: persistent workers read each epoch's values
+        self.state = torch.zeros(3, dtype=torch.int64).share_memory_()
 
     def __iter__(self):
         info = get_worker_info()
         w, k = (info.id, info.num_workers) if info is not None else (0, 1)
-        o = self.plan
-        urls, counts, lo, slots = o(self.epoch)
+        o, (epoch, start, limit) = self.plan, self.state.tolist()
+        urls, counts, lo, slots = o(epoch, limit or None)
         mine = worker_batches(len(slots), k, w)
         if not len(mine):
             return
@@ -191,15 +192,15 @@ class _ShardBatches(IterableDataset):
         if o.train and o.shuffle_buffer > 1:
             from webdataset import shuffle
 
-            rng = random.Random(mix_seed(o.seed, self.epoch, o.rank, w, 0x5B))
+            rng = random.Random(mix_seed(o.seed, epoch, o.rank, w, 0x5B))
             stream = shuffle(o.shuffle_buffer, initial=o.shuffle_buffer, rng=rng)(stream)
-        skip = skipped_batches(self.start, k, w)
+        skip = skipped_batches(start, k, w)
         sizes = [slots[i].stop - slots[i].start for i in mine]
         stream = islice(stream, sum(sizes[:skip]), None)  # before decoding: a mid-epoch resume reads, not decodes
         for j in range(skip, len(mine)):
             p = j * k + w  # the DataLoader's round robin
             raw = list(islice(stream, sizes[j]))
-            yield self._batch(raw, [(lo + slots[mine[j]].start + i) for i in range(sizes[j])], p)
+            yield self._batch(raw, [(lo + slots[mine[j]].start + i) for i in range(sizes[j])], p, epoch)
 
     def _raw(self, plan):
         """Raw samples of the planned pieces; a shard shorter than the index says is an error
@@ -219,10 +220,10 @@ class _ShardBatches(IterableDataset):
                     f"shard {url} holds fewer samples than its index says ({skip + got} < {skip + take}); rewrite it."
                 )
 
-    def _batch(self, raw: list[dict], positions: list[int], p: int):
+    def _batch(self, raw: list[dict], positions: list[int], p: int, epoch: int):
         o = self.plan
         # one augmentation seed per sample from its place in the epoch (unique over ranks), as on the folder path
-        seeds = [mix_seed(o.seed, self.epoch, pos * o.world_size + o.rank, 0x1D) for pos in positions]
+        seeds = [mix_seed(o.seed, epoch, pos * o.world_size + o.rank, 0x1D) for pos in positions]
         xs, ys, bad = [], [], []
         for sample, seed in zip(raw, seeds):
             name = f"{sample.get('__url__', '?')}:{sample.get('__key__', '?')}"
@@ -269,7 +270,7 @@ class ShardBatches(BatchStream):
         transform,
         num_workers: int,
         pin_memory: bool,
-        persistent_workers: bool,  # noqa: ARG002  (workers restart each epoch: they must see its plan)
+        persistent_workers: bool,
         prefetch_factor: int,
         on_bad_image: str,
         batch_augment: BatchAugment | None = None,
@@ -280,25 +281,22 @@ class ShardBatches(BatchStream):
         if self.repeated_aug > 1:
             raise ConfigError("data.repeated_aug needs random access; with data=shards set data.repeated_aug=0.")
         self.split, self.batch_augment = split, batch_augment
-        self.plan = ShardPlan(
-            split, self.train, self.batch_size, self.seed, self.rank, self.world_size, self.limit, shuffle_buffer
-        )
+        self.plan = ShardPlan(split, self.train, self.batch_size, self.seed, self.rank, self.world_size, shuffle_buffer)
         self.dataset = _ShardBatches(self.plan, transform, on_bad_image)
-        workers = dict(prefetch_factor=prefetch_factor) if num_workers > 0 else {}
+        workers = dict(persistent_workers=persistent_workers, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
         self.loader = DataLoader(
             self.dataset,
             batch_size=None,
             num_workers=num_workers,
             pin_memory=pin_memory and self.device.type == "cuda",
-            persistent_workers=False,
             **workers,
         )
         self.bad_images: dict[str, int] = {}
         self._epoch_bad = 0
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        self.dataset.epoch, self.dataset.start = epoch, start
-        self.plan.limit = self.limit  # may have been changed since construction (benchmarks); workers copy the plan now
+        # read by the workers when the iteration starts (the limit may change after construction: benchmarks)
+        self.dataset.state.copy_(torch.tensor([epoch, start, self.limit or 0]))
         total, nxt, held = len(self), start, {}
         self._epoch_bad = 0
         for p, x, y, bad in self._batches():

@@ -52,7 +52,7 @@ def stream(out, name="train", rank=0, world=1, batch=2, workers=0, **kw) -> Shar
         transform=TF,
         num_workers=workers,
         pin_memory=False,
-        persistent_workers=False,
+        persistent_workers=kw.pop("persistent", False),
         prefetch_factor=2,
         on_bad_image="error",
         train=name == "train",
@@ -225,3 +225,14 @@ def test_a_corrupt_shard_is_an_error_naming_it(shards, tmp_path):
     (bad / "val-000000.tar").write_bytes(data[:700] + b"\xff" * 600 + data[1300:])  # a torn header
     with pytest.raises(DataError, match="val-000000.tar"):
         samples(stream(bad, "val", batch=4))
+
+
+def test_persistent_workers_follow_each_epoch_and_an_abandoned_one(shards):
+    _, out = shards
+    s = stream(out, workers=2, persistent=True)
+    first = samples(s, 0)
+    it = s.epoch(5)
+    next(it)  # an epoch given up after one batch (a stop signal, a benchmark)
+    assert samples(s, 1) == samples(stream(out, workers=2), 1)
+    assert samples(s, 0) == first
+    assert samples(s, 3, 4) == samples(stream(out, workers=2), 3)[4:]
