@@ -202,6 +202,8 @@ def measure(args, path: str, mix: str) -> tuple[float, float | None, float | Non
         data_img_s = None
         if not args.no_data_timing and path != "synthetic":
             data_img_s = time_data(stream, min(args.steps, len(stream)), device)
+        if args.data_only:  # the data path alone: no training steps, no mixer timing
+            return float("nan"), data_img_s, None
         if args.warmup > 0:  # workers, allocator, compile, caches
             stream.limit = args.warmup
             train_one_epoch(parts, TrainState(epoch=0), stream)
@@ -390,6 +392,7 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=1, help="run every case this many times in turn, keep the fastest")
     p.add_argument("--cache-dir", default=None, help="data.cache_dir (default: beside the data, else ~/.cache/mixcut)")
     p.add_argument("--no-data-timing", action="store_true", help="skip timing the data paths alone")
+    p.add_argument("--data-only", action="store_true", help="time the data paths alone (no training steps)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
     p.add_argument("--shards", type=Path, default=None, metavar="DIR", help="shards path: make_shards.py output (made if absent)")

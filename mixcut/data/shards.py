@@ -193,7 +193,8 @@ class _ShardBatches(IterableDataset):
             from webdataset import shuffle
 
             rng = random.Random(mix_seed(o.seed, epoch, o.rank, w, 0x5B))
-            stream = shuffle(o.shuffle_buffer, initial=o.shuffle_buffer, rng=rng)(stream)
+            # the first batch after 100 samples, not after a full buffer (webdataset's default); it fills as it goes
+            stream = shuffle(o.shuffle_buffer, initial=min(100, o.shuffle_buffer), rng=rng)(stream)
         skip = skipped_batches(start, k, w)
         sizes = [slots[i].stop - slots[i].start for i in mine]
         stream = islice(stream, sum(sizes[:skip]), None)  # before decoding: a mid-epoch resume reads, not decodes
