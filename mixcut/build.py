@@ -25,6 +25,8 @@ from .errors import ConfigError
 from .losses import create_loss
 from .mix import Mixer, create_mixer
 from .models import create_model
+from .models.init import init_model
+from .optim import apply_lr_scale_without_scheduler, scale_head_lr
 from .runtime import distributed as D
 
 
@@ -172,8 +174,13 @@ class Built:
     parts: StepParts  # what a step needs, with the (DDP/compiled) model it trains
 
 
-def build(cfg: DictConfig, info: D.DistInfo, device: torch.device, amp_dtype: torch.dtype | None) -> Built:
-    """Seeds, data, mixer, model, optimizer, scheduler, scaler, EMA, DDP, compile — in this order."""
+def build(
+    cfg: DictConfig, info: D.DistInfo, device: torch.device, amp_dtype: torch.dtype | None, load_init: bool = True
+) -> Built:
+    """Seeds, data, mixer, model, optimizer, scheduler, scaler, EMA, DDP, compile — in this order.
+
+    ``load_init=False`` skips ``model.init`` (the trainer passes it when a checkpoint
+    will be resumed: fine-tuning never counts as resuming, and resume wins)."""
     t = cfg.trainer
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -186,6 +193,8 @@ def build(cfg: DictConfig, info: D.DistInfo, device: torch.device, amp_dtype: to
     mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, SALT_MIXER))
 
     model = create_model(cfg.model, num_classes).to(device)
+    if cfg.model.init and load_init:  # fine-tuning from local weights
+        init_model(model, cfg.model.init, strict=cfg.model.init_strict)
     probe_model(model, cfg, device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -194,8 +203,11 @@ def build(cfg: DictConfig, info: D.DistInfo, device: torch.device, amp_dtype: to
             raise ConfigError("trainer.sync_bn=true needs CUDA (NCCL); drop it on CPU.")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(cfg, model, info.world_size)
+    scale_head_lr(optimizer, model, cfg.optim.head_lr_scale)
     updates_per_epoch = math.ceil(len(data.train) / t.grad_accum_steps)
     scheduler = build_scheduler(cfg, optimizer, updates_per_epoch)
+    if scheduler is None:  # layer_decay / head_lr_scale factors without a timm scheduler
+        apply_lr_scale_without_scheduler(optimizer)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     ema = None
     if t.ema:

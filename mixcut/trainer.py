@@ -61,7 +61,10 @@ class Trainer:
             self._prepare_run_dir()
         else:
             log.setLevel(logging.WARNING)  # rank 0 reports for everyone
-        self.built = build(cfg, info, device, amp_dtype)
+        resume = self.resume_path()
+        if cfg.model.init and resume is not None:
+            log.info("model.init=%s not applied: resuming from %s (trainer.resume wins)", cfg.model.init, resume)
+        self.built = build(cfg, info, device, amp_dtype, load_init=resume is None)
         self.data, self.parts, self.num_classes = self.built.data, self.built.parts, self.built.num_classes
         self.state = TrainState()
         self.wall_before = 0.0  # wall time of earlier segments of a resumed run

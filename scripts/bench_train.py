@@ -195,6 +195,8 @@ def measure(args, path: str, mix: str) -> tuple[float, float | None, float | Non
     data_img_s = None
     if not args.no_data_timing and path != "synthetic":
         data_img_s = time_data(stream, min(args.steps, len(stream)), device)
+    if args.data_only:  # the data path alone: no training steps, no mixer timing
+        return float("nan"), data_img_s, None
     if args.warmup > 0:  # workers, allocator, compile, caches
         stream.limit = args.warmup
         train_one_epoch(parts, TrainState(epoch=0), stream)

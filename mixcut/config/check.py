@@ -101,6 +101,10 @@ def _check_values(cfg: DictConfig) -> None:
     _check(d.num_workers >= 0, f"data.num_workers must be >= 0; got {d.num_workers}.")
     _check(d.repeated_aug >= 0, f"data.repeated_aug must be >= 0; got {d.repeated_aug}.")
     _check(len(d.mean) == len(d.std) and all(v > 0 for v in d.std), "data.mean and data.std need one positive std per mean.")
+    _check(d.name != "shards" or d.train_shards, "data=shards needs data.train_shards='DIR/train-{000000..000099}.tar'.")
+    _check(d.shuffle_buffer >= 0, f"data.shuffle_buffer must be >= 0; got {d.shuffle_buffer}.")
+    _check(d.name != "shards" or d.cache != "device", "data=shards streams from the shards; data.cache=device is not available.")
+    _check(d.name != "shards" or d.repeated_aug <= 1, "data.repeated_aug needs random access; with data=shards leave it at 0.")
     _check(
         d.name not in ("folder", "imagenet") or d.root,
         f"data={d.name} needs data.root=DIR (DIR/train/<class>/*.jpg, optional DIR/val/).",
@@ -133,6 +137,12 @@ def _check_values(cfg: DictConfig) -> None:
     _check(0.0 <= o.momentum < 1.0, f"optim.momentum must be in [0, 1); got {o.momentum}.")
     _check(o.lr_scale_batch is None or o.lr_scale_batch >= 1, f"optim.lr_scale_batch must be >= 1; got {o.lr_scale_batch}.")
     _check(o.betas is None or len(o.betas) == 2, f"optim.betas must be two numbers; got {o.betas}.")
+    _check(o.layer_decay is None or 0 < o.layer_decay <= 1, f"optim.layer_decay must be in (0, 1]; got {o.layer_decay}.")
+    _check(o.head_lr_scale > 0, f"optim.head_lr_scale must be > 0; got {o.head_lr_scale}.")
+    _check(
+        not (cfg.model.init and cfg.model.pretrained),
+        "model.init=PATH and model.pretrained=true both give starting weights; drop one (model.pretrained=false).",
+    )
 
     _check_optimizer_name(o.name)
     _check(s.warmup_epochs >= 0, f"sched.warmup_epochs must be >= 0; got {s.warmup_epochs}.")

@@ -33,6 +33,7 @@ class DataName(Choice):
     imagenet = "imagenet"
     folder = "folder"  # any ROOT/train/<class>/* (optional ROOT/val/)
     synthetic = "synthetic"
+    shards = "shards"  # WebDataset tar shards written by scripts/make_shards.py
 
 
 class CacheMode(Choice):
@@ -119,6 +120,11 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     train_size: int = 1024  # synthetic only
     val_size: int = 256  # synthetic only
+    # data=shards: WebDataset tar shards from scripts/make_shards.py (brace patterns, paths or URLs)
+    train_shards: str | None = None
+    val_shards: str | None = None
+    shard_index: str | None = None  # index.json; default: beside the first training shard
+    shuffle_buffer: int = 1000  # samples per DataLoader worker mixed across shard boundaries
 
 
 @dataclass
@@ -128,6 +134,10 @@ class ModelConfig:
     drop_rate: float = 0.0
     drop_path_rate: float | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # fine-tuning: start from local weights (mixcut checkpoint, .pt/.pth state dict, .safetensors);
+    # a different class count re-initialises the classifier; other key mismatches fail unless init_strict=false
+    init: str | None = None
+    init_strict: bool = True
 
 
 @dataclass
@@ -148,6 +158,7 @@ class OptimConfig:
     lr_scale_batch: int | None = None  # lr * global_batch / lr_scale_batch (DeiT: 512)
     layer_decay: float | None = None
     filter_bias_and_bn: bool = True
+    head_lr_scale: float = 1.0  # classifier lr = lr x this (x its layer-decay factor); fine-tuning
 
 
 @dataclass

@@ -9,6 +9,9 @@ picks a route by name.
   workers      DataLoader workers run the full per-image transform (random resized
                crops of full-size files, colour jitter, auto-augment)
 
+On the two worker routes, a split of WebDataset shards (``data=shards``) is read by
+`shards.ShardBatches` instead of `pipelines.LoaderBatches`: same transforms and batches.
+
 Every route yields uint8 (or float) batches that are normalised on the device.
 """
 
@@ -23,6 +26,7 @@ from .cache import load_or_decode, recipe_for, recipe_transform
 from .device_aug import Normalize
 from .folder import FileSplit
 from .pipelines import BatchAugment, BatchStream, DeviceBatches, Erasing, LoaderBatches
+from .shards import ShardBatches, ShardSplit
 from .sources import Source, TensorSplit
 from .transforms import eval_transform, train_transform
 
@@ -99,7 +103,9 @@ def build_stream(route: str, split, train: bool, ctx: StreamContext) -> BatchStr
         batch_augment = BatchAugment(aug, d.img_size, ctx.device, t.seed, ctx.rank)
     else:
         tf = train_transform(aug, d.img_size, d.mean)
-    return LoaderBatches(
+    # tar shards stream through their own loader: same transforms, batches and normalisation
+    shards = isinstance(split, ShardSplit)
+    return (ShardBatches if shards else LoaderBatches)(
         split,
         transform=tf,
         num_workers=d.num_workers,
@@ -108,6 +114,7 @@ def build_stream(route: str, split, train: bool, ctx: StreamContext) -> BatchStr
         prefetch_factor=d.prefetch_factor,
         on_bad_image=d.on_bad_image,
         batch_augment=batch_augment,
+        **(dict(shuffle_buffer=d.shuffle_buffer) if shards else {}),
         **kw,
     )
 

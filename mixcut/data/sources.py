@@ -128,4 +128,8 @@ def load_source(data_cfg) -> Source:
     if name in ("folder", "imagenet"):
         train, val, classes = scan_folder(data_cfg.root, data_cfg.val_fraction, data_cfg.split_seed)
         return Source(train, val, classes)
+    if name == "shards":  # issue 13: WebDataset shards (counts from their index.json, nothing decoded here)
+        from .shards import shard_source
+
+        return shard_source(data_cfg)
     raise ConfigError(f"unknown data set {name!r}.")

@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from . import cifar, preact_resnet, pyramidnet, wide_resnet  # noqa: F401  (register the CIFAR networks in timm)
+from .init import pretrained_offline_message
 
 
 def check_model_name(name: str) -> None:
@@ -25,6 +26,17 @@ def create_model(model_cfg, num_classes: int, in_chans: int = 3) -> nn.Module:
     kwargs = dict(model_cfg.kwargs or {})
     if model_cfg.drop_path_rate is not None:
         kwargs["drop_path_rate"] = model_cfg.drop_path_rate
+    try:
+        return _create(model_cfg, num_classes, in_chans, kwargs)
+    except Exception as e:
+        # issue 13: an offline hub download says so in one line and points at model.init=PATH
+        line = pretrained_offline_message(model_cfg.name, e) if model_cfg.pretrained else None
+        if line:
+            raise ConfigError(line) from None
+        raise
+
+
+def _create(model_cfg, num_classes: int, in_chans: int, kwargs: dict) -> nn.Module:
     try:
         return timm.create_model(
             model_cfg.name,
