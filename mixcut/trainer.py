@@ -44,7 +44,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     try:
         base = Path(D.broadcast_object(str(Path(run_dir).resolve())))
         trainer = Trainer(cfg, base, info, device, amp_dtype)
-        return trainer.evaluate_checkpoint() if cfg.trainer.eval_only else trainer.train()
+        return trainer.evaluate_only() if cfg.trainer.eval_only else trainer.train()
     finally:
         D.cleanup()
 
@@ -292,7 +292,7 @@ class Trainer:
         return summary
 
     # ------------------------------------------------------------ eval only
-    def evaluate_checkpoint(self) -> dict:
+    def evaluate_only(self) -> dict:
         """``trainer.eval_only``: the metrics of the checkpoint ``trainer.resume`` names."""
         path = self.resume_path()
         if path is None:
