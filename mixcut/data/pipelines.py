@@ -15,10 +15,8 @@ seed and the epoch, and both can start an epoch at any batch (exact resume).
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
@@ -26,7 +24,16 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from ..errors import DataError
 from . import device_aug
 from .folder import BadImage, FileSplit, load_rgb
-from .sampling import SALT_BATCH_AUGMENT, SALT_SAMPLE_AUGMENT, batch_slices, eval_shard, mix_seed, mix_seeds, train_order
+from .sampling import (
+    SALT_BATCH_AUGMENT,
+    SALT_SAMPLE_AUGMENT,
+    batch_slices,
+    eval_shard,
+    mix_seed,
+    mix_seeds,
+    seeded_globals,
+    train_order,
+)
 from .sources import TensorSplit
 
 log = logging.getLogger(__name__)
@@ -155,25 +162,14 @@ class _ImageDataset(Dataset):
 
     def __getitem__(self, item):
         index, seed = item
-        in_main = get_worker_info() is None
-        saved = (random.getstate(), torch.get_rng_state(), np.random.get_state()) if in_main else None
-        random.seed(seed)
-        # the CPU generator only: torch.manual_seed also queues CUDA seeding with a
-        # captured stack trace, ~200 us per call, as long as a 32px JPEG's decode
-        torch.default_generator.manual_seed(seed)
-        np.random.seed(seed % (2**32))
-        try:
-            img, label = self._load(index)
-            return self.transform(img), label, None
-        except BadImage as e:
-            if self.on_bad_image == "error":
-                raise DataError(f"unreadable image {e} (data.on_bad_image=error; use skip to drop such files)") from None
-            return None, None, str(self.split.paths[index])
-        finally:
-            if saved is not None:
-                random.setstate(saved[0])
-                torch.set_rng_state(saved[1])
-                np.random.set_state(saved[2])
+        with seeded_globals(seed, restore=get_worker_info() is None):
+            try:
+                img, label = self._load(index)
+                return self.transform(img), label, None
+            except BadImage as e:
+                if self.on_bad_image == "error":
+                    raise DataError(f"unreadable image {e} (data.on_bad_image=error; use skip to drop such files)") from None
+                return None, None, str(self.split.paths[index])
 
 
 def _collate(items):

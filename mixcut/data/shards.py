@@ -41,7 +41,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -49,7 +48,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..errors import ConfigError, DataError
 from .folder import BadImage, load_rgb
 from .pipelines import BatchAugment, BatchStream
-from .sampling import batch_slices, eval_shard, mix_seed
+from .sampling import batch_slices, eval_shard, mix_seed, seeded_globals
 
 log = logging.getLogger(__name__)
 
@@ -246,18 +245,8 @@ class _ShardBatches(IterableDataset):
 
 def _seeded(transform, img, seed: int) -> Tensor:
     """``transform(img)`` with python, torch and numpy seeded by ``seed`` (restored in the main process)."""
-    in_main = get_worker_info() is None
-    saved = (random.getstate(), torch.get_rng_state(), np.random.get_state()) if in_main else None
-    random.seed(seed)
-    torch.default_generator.manual_seed(seed)
-    np.random.seed(seed % (2**32))
-    try:
+    with seeded_globals(seed, restore=get_worker_info() is None):
         return transform(img)
-    finally:
-        if saved is not None:
-            random.setstate(saved[0])
-            torch.set_rng_state(saved[1])
-            np.random.set_state(saved[2])
 
 
 # ------------------------------------------------------------- the stream
