@@ -89,7 +89,11 @@ class Mixer:
         mode: ``'batch'``, ``'pair'`` or ``'elem'`` (see module docstring).
         label_smoothing: smoothing of the one-hot targets, applied once here.
         num_classes: number of classes; needed when ``y`` holds class indices.
-        lam_clip: optional ``(lo, hi)`` clamp on the sampled lambda.
+        lam_clip: optional ``(lo, hi)``: every mixed sample's own label weight
+            (the share of its own pixels it keeps, the ``lam`` reported) stays
+            in [lo, hi]. The sampled lambda is clamped to the range and each
+            mixer shapes its region so that rounding and the border cannot take
+            the kept share out of it (see README, "lam_clip"). Unmixed samples keep 1.
         pairing: ``'perm'`` (a random cycle: every sample gets another one as
             partner; odd batches and a batch of one work) or ``'flip'``
             (sample i with B-1-i, timm-compatible).
@@ -125,7 +129,8 @@ class Mixer:
         if num_classes is not None and int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1; got {num_classes}.")
         self.num_classes = None if num_classes is None else int(num_classes)
-        self.lam_clip = check_range("lam_clip", lam_clip, 0.0, 1.0)
+        self.lam_clip = None
+        Mixer.set_lam_clip(self, lam_clip)
         self.mode = mode
         self.pairing = pairing
         self.inplace = bool(inplace)
@@ -138,6 +143,11 @@ class Mixer:
         self._pending_states: dict[str, Tensor] = {}
         self._scratch: Tensor | None = None  # x[partner] (see `gather`)
         self._flat: Tensor | None = None  # other scratch (see `scratch`)
+
+    def set_lam_clip(self, lam_clip: tuple[float, float] | None) -> None:
+        """Set ``lam_clip``: the range of every mixed sample's own label weight (the
+        kept share). Mixers whose options make a bound impossible raise ValueError."""
+        self.lam_clip = check_range("lam_clip", lam_clip, 0.0, 1.0)
 
     # ---------------------------------------------------------------- state
     def generator(self, device: torch.device | str) -> torch.Generator:

@@ -49,7 +49,7 @@ class MixChoice(Mixer):
         for m in mixers:
             m.inplace = self.inplace
             if m.lam_clip is None:
-                m.lam_clip = self.lam_clip
+                m.set_lam_clip(self.lam_clip)
 
     @classmethod
     def switch(cls, first: Mixer, second: Mixer, switch_prob: float = 0.5, **kwargs) -> MixChoice:

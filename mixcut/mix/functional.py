@@ -8,6 +8,8 @@ to the host, so these functions never synchronise a CUDA stream.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -21,6 +23,12 @@ __all__ = [
     "flip_partner",
     "symmetrize",
     "cutmix_boxes",
+    "box_sides",
+    "centred_boxes",
+    "area_bounds",
+    "bounded_sides",
+    "bounded_centres",
+    "slide_inside",
     "minmax_boxes",
     "box_area",
     "box_masks",
@@ -123,14 +131,89 @@ def cutmix_boxes(lam: Tensor, height: int, width: int, cy: Tensor, cx: Tensor) -
     half-open. Same arithmetic as current timm (an odd side keeps its full
     length), so a shared lambda and centre give the same box.
     """
-    cut_rat = torch.sqrt(1.0 - lam.double())
-    cut_h = (height * cut_rat).long()
-    cut_w = (width * cut_rat).long()
+    cut_h, cut_w = box_sides(lam, height, width)
+    return centred_boxes(cut_h, cut_w, height, width, cy, cx)
+
+
+def box_sides(lam: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+    """The paper's box sides ``int(side * sqrt(1 - lam))`` (int64, (B,) each)."""
+    cut_rat = torch.sqrt((1.0 - lam.double()).clamp_min(0.0))
+    return (height * cut_rat).long(), (width * cut_rat).long()
+
+
+def centred_boxes(cut_h: Tensor, cut_w: Tensor, height: int, width: int, cy: Tensor, cx: Tensor) -> Tensor:
+    """Boxes of sides ``(cut_h, cut_w)`` centred at ``(cy, cx)``, clipped at the border."""
     y0 = (cy - cut_h // 2).clamp(0, height)
     y1 = (cy + (cut_h + 1) // 2).clamp(0, height)
     x0 = (cx - cut_w // 2).clamp(0, width)
     x1 = (cx + (cut_w + 1) // 2).clamp(0, width)
     return torch.stack([y0, y1, x0, x1], dim=1)
+
+
+# ------------------------------------------------- lam_clip on the kept share
+def area_bounds(lam: Tensor, lam_clip: tuple[float, float], height: int, width: int) -> tuple[Tensor, Tensor]:
+    """Smallest and largest pasted area (pixels, int64 (B,)) that keep the kept
+    share ``1 - area / (H * W)`` inside ``lam_clip``; (0, 0) for unmixed samples
+    (lam == 1), which paste nothing."""
+    lo, hi = lam_clip
+    n = height * width
+    mixed = lam < 1.0
+    min_area = torch.where(mixed, math.ceil((1.0 - hi) * n - 1e-9), 0)
+    max_area = torch.where(mixed, math.floor((1.0 - lo) * n + 1e-9), 0)
+    return min_area.long(), max_area.long()
+
+
+def bounded_sides(lam: Tensor, height: int, width: int, min_area: Tensor) -> tuple[Tensor, Tensor]:
+    """The paper's box sides, widened only where rounding down left the box
+    smaller than ``min_area`` pixels: the width grows first (up to the image),
+    then the height. The area then lies in ``[min_area, min_area + max side)``,
+    so it stays at most ``(1 - lo) * H * W`` whenever ``lam_clip`` is wider
+    than one row or column of the image."""
+    cut_h, cut_w = box_sides(lam, height, width)
+    short = cut_h * cut_w < min_area
+    cut_h = torch.where(short, cut_h.clamp_min(1), cut_h)
+    wider = torch.minimum(-(-min_area // cut_h), torch.full_like(cut_w, width))
+    cut_w = torch.where(short, wider, cut_w)
+    taller = torch.minimum(-(-min_area // cut_w.clamp_min(1)), torch.full_like(cut_h, height))
+    cut_h = torch.where(short & (cut_h * cut_w < min_area), taller, cut_h)
+    return cut_h, cut_w
+
+
+def _overlap(side: Tensor, size: int) -> Tensor:
+    """Rows (or columns) of a box of ``side`` (B,) left inside ``[0, size)`` when
+    centred at each position: (B, size), the arithmetic of `centred_boxes`."""
+    pos = torch.arange(size, device=side.device).view(1, -1)
+    side = side.view(-1, 1)
+    return (pos + (side + 1) // 2).clamp_max(size) - (pos - side // 2).clamp_min(0)
+
+
+def bounded_centres(cut_h: Tensor, cut_w: Tensor, height: int, width: int, min_area: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+    """Box centres uniform over the positions whose clipped box still covers at
+    least ``min_area`` pixels (the paper's uniform centre, conditioned on the
+    bound). ``u``: two uniform [0, 1) draws per sample, (B, 2). Vectorized, no
+    host sync: the positions are counted per row from the sorted column overlaps.
+    """
+    oy, ox = _overlap(cut_h, height), _overlap(cut_w, width)  # (B, H), (B, W)
+    need = -(-min_area.view(-1, 1) // oy.clamp_min(1))  # columns of overlap each row needs
+    count = width - torch.searchsorted(ox.sort(dim=1).values.contiguous(), need.contiguous())  # valid columns per row
+    cum = count.cumsum(1)
+    pick = (u[:, 0].double() * cum[:, -1].double()).long().view(-1, 1)
+    cy = torch.searchsorted(cum, pick, right=True).clamp_max(height - 1)
+    # the valid columns of a row are contiguous (the overlap rises, stays, falls)
+    first = (ox >= need.gather(1, cy)).int().argmax(dim=1)
+    cx = first + (u[:, 1].double() * count.gather(1, cy).view(-1).double()).long()
+    return cy.view(-1), cx.clamp_max(width - 1)
+
+
+def slide_inside(boxes: Tensor, cut_h: Tensor, cut_w: Tensor, height: int, width: int, min_area: Tensor) -> Tensor:
+    """Where the border clipped a box below ``min_area`` pixels, move the whole
+    box inside the image instead: it keeps its sides and still covers its centre."""
+    short = box_area(boxes) < min_area
+    # a box clipped at the top or left starts at 0 already; one clipped at the far side moves back
+    y0 = torch.minimum(boxes[:, 0], (height - cut_h).clamp_min(0))
+    x0 = torch.minimum(boxes[:, 2], (width - cut_w).clamp_min(0))
+    inside = torch.stack([y0, y0 + cut_h, x0, x0 + cut_w], dim=1)
+    return torch.where(short.view(-1, 1), inside, boxes)
 
 
 def minmax_boxes(height: int, width: int, minmax: tuple[float, float], u: Tensor) -> Tensor:

@@ -32,8 +32,9 @@ class ResizeMix(Mixer):
     ``1 - box_area / (H * W)``. ``elem`` mode gives every sample its own scale
     and position (one gather, no loop), ``pair`` mode one per pair (partners
     swap the same box), ``batch`` mode one for the batch (one resize of the
-    partners straight into the box). ``lam_clip`` applies to the nominal
-    lambda ``1 - tau ** 2``.
+    partners straight into the box). ``lam_clip`` clamps the nominal
+    lambda ``1 - tau ** 2``, and the box is widened by a pixel where rounding
+    down would take the kept share above the range.
 
     Args:
         scale: (low, high) range of ``tau`` within [0, 1]; (0.1, 0.8) in the paper.
@@ -52,12 +53,14 @@ class ResizeMix(Mixer):
             lam = lam.clamp(*self.lam_clip)
         return lam
 
-    @staticmethod
-    def boxes(lam: Tensor, height: int, width: int, u: Tensor) -> Tensor:
+    def boxes(self, lam: Tensor, height: int, width: int, u: Tensor) -> Tensor:
         """Boxes (B, 4) of side ``int(side * sqrt(1 - lam))`` at uniform positions
-        ``u`` (B, 2) inside the image; lam == 1 gives an empty box."""
-        tau = torch.sqrt((1.0 - lam.double()).clamp_min(0.0))
-        bh, bw = (height * tau).long(), (width * tau).long()
+        ``u`` (B, 2) inside the image; lam == 1 gives an empty box. With
+        ``lam_clip`` a side is widened where rounding down took the kept share above it."""
+        if self.lam_clip is None:
+            bh, bw = F.box_sides(lam, height, width)
+        else:
+            bh, bw = F.bounded_sides(lam, height, width, F.area_bounds(lam, self.lam_clip, height, width)[0])
         y0 = (u[:, 0].double() * (height - bh + 1)).long().clamp_max(height - bh)
         x0 = (u[:, 1].double() * (width - bw + 1)).long().clamp_max(width - bw)
         return torch.stack([y0, y0 + bh, x0, x0 + bw], dim=1)
