@@ -274,6 +274,12 @@ def parse_args(argv=None):
     p.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's); 1 is steadier on a busy machine"
     )
+    p.add_argument(
+        "--mixers",
+        type=lambda s: [d.strip() for d in s.split(",") if d.strip()],
+        default=None,
+        help="only these of our mixers (comma-separated; default: all); timm and the copies always run",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     args = p.parse_args(argv)
     for d in args.dtypes:
@@ -294,6 +300,8 @@ def main(argv=None) -> None:
     if args.device == "cuda" or (args.device == "all" and torch.cuda.is_available()):
         devices.append(torch.device("cuda"))
     names, skipped = our_mixers(args.num_classes)
+    if args.mixers:
+        names = [n for n in names if n in args.mixers]
     print(
         f"batch {args.batch}x{args.channels}x{args.size}x{args.size}, dtypes {','.join(args.dtypes)}, "
         f"median of {args.repeats} after {args.warmup} warm-up, torch {torch.__version__}, {torch.get_num_threads()} CPU threads"

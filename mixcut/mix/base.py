@@ -44,12 +44,14 @@ class Plan(NamedTuple):
 
     ``out = weight * x + (1 - weight) * source``; ``weight`` is (B, 1, 1, 1)
     lambdas or (B, 1, H, W) masks (bool: True keeps the sample's own pixel).
-    ``source`` defaults to ``x[partner]``.
+    ``source`` defaults to ``x[partner]``. Box mixers give per-sample weights
+    (True) and their ``boxes``, which `F.apply_plan` pastes as slices on CPU.
     """
 
     weight: Tensor
     lam: Tensor
     source: Tensor | None = None
+    boxes: Tensor | None = None  #: optional (B, 4) boxes: inside them every pixel comes from ``source``
 
 
 def check_prob(name: str, value: float) -> float:
@@ -257,9 +259,7 @@ class Mixer:
         own_source = plan.source is None and not x.requires_grad  # then source is our scratch
         source = plan.source if plan.source is not None else self.gather(x, partner)
         out = x if self.inplace and not x.requires_grad else None
-        if plan.weight.dtype == torch.bool:
-            return F.select(plan.weight, x, source, out=out, overwrite_source=own_source)
-        return F.blend(x, source, plan.weight, out=out)
+        return F.apply_plan(x, source, plan.weight, plan.boxes, out=out, overwrite_source=own_source)
 
     def gather(self, x: Tensor, partner: Tensor) -> Tensor:
         """``x[partner]`` written into a reusable buffer when gradients allow it.

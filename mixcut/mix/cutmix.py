@@ -67,7 +67,7 @@ class CutMix(Mixer):
     def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
         h, w = x.shape[-2:]
         boxes = self.boxes(lam, active, h, w, draws)
-        return Plan(weight=F.box_keep_weights(boxes, h, w, F.weight_dtype(x)), lam=self.kept_share(boxes, lam, h, w))
+        return Plan(weight=F.keep_all(x), lam=self.kept_share(boxes, lam, h, w), boxes=boxes)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         # One box for the whole batch: copy only the box region of the partners.

@@ -34,7 +34,12 @@ __all__ = [
     "box_masks",
     "box_keep_weights",
     "weight_dtype",
+    "keep_all",
     "blend",
+    "select",
+    "apply_plan",
+    "blend_rows",
+    "paste_boxes",
 ]
 
 
@@ -267,50 +272,129 @@ def _box_rows_cols(boxes: Tensor, height: int, width: int) -> tuple[Tensor, Tens
 
 
 # --------------------------------------------------------------------- images
-def blend(x: Tensor, source: Tensor, weight: Tensor | float, out: Tensor | None = None) -> Tensor:
+# Non-finite isolation: every path below leaves a sample's kept pixels (weight 1,
+# outside its pasted box) bit-identical to its own, whatever its partner holds.
+# Arithmetic cannot promise that (``lerp(nan, own, 1)`` is NaN), so kept pixels
+# are always selected or copied, never computed.
+
+
+def blend(x: Tensor, source: Tensor, weight: Tensor | float, out: Tensor | None = None, overwrite_source: bool = False) -> Tensor:
     """``weight * x + (1 - weight) * source`` in x's dtype, written to ``out``.
 
     ``weight`` broadcasts: a float, (B, 1, 1, 1) per-sample lambdas or
-    (B, 1, H, W) masks. Integer images are blended in float32 and rounded,
-    a few samples at a time (see `_blend_integer`).
+    (B, 1, H, W) masks. Where the weight is 1 the result is ``x`` exactly, also
+    when ``source`` is NaN or infinite there. ``overwrite_source`` lets a
+    blend into ``x`` itself use ``source`` as its scratch. Integer images are
+    blended in float32 and rounded, a few samples at a time (see `_blend_integer`).
     """
-    if x.is_floating_point():
-        if isinstance(weight, Tensor):
-            weight = weight.to(x.dtype)
-        if out is None and not (torch.is_grad_enabled() and (x.requires_grad or source.requires_grad)):
-            out = torch.empty_like(x)  # x's memory format, whatever the source's layout
-        if out is not None:
-            return torch.lerp(source, x, weight, out=out)
-        return _like(torch.lerp(source, x, weight), x)
+    if not isinstance(weight, Tensor) and weight >= 1.0:
+        return x if out is x else (out.copy_(x) if out is not None else x.clone())
+    if not x.is_floating_point():
+        return _blend_integer(x, source, weight, out if out is not None else torch.empty_like(x))
+    if not isinstance(weight, Tensor):  # 0 <= weight < 1: every pixel is a blend
+        return torch.lerp(source, x, weight, out=out) if out is not None else _like(torch.lerp(source, x, weight), x)
+    weight = weight.to(x.dtype)
+    kept = weight == 1
+    if torch.is_grad_enabled() and (x.requires_grad or source.requires_grad):
+        return _like(torch.where(kept, x, torch.lerp(source, x, weight)), x)
     if out is None:
-        out = torch.empty_like(x)
-    return _blend_integer(x, source, weight, out)
+        out = torch.empty_like(x)  # x's memory format, whatever the source's layout
+    # the blend must not overwrite x before the kept pixels are taken from it
+    full_source = overwrite_source and source.shape == x.shape and source.stride() == x.stride()
+    mixed = (source if full_source else torch.empty_like(x)) if out is x else out
+    torch.lerp(source, x, weight, out=mixed)
+    return torch.where(kept, x, mixed, out=out)
+
+
+def keep_all(x: Tensor) -> Tensor:
+    """Per-sample weights (B, 1, 1, 1) that keep every sample: True."""
+    return torch.ones((x.shape[0], 1, 1, 1), dtype=torch.bool, device=x.device)
 
 
 def weight_dtype(x: Tensor) -> torch.dtype:
-    """The dtype of a 0/1 keep-weight map for images ``x``: x's own floating dtype
-    (blended by ``lerp``), else bool (integer images take the exact select)."""
-    return x.dtype if x.is_floating_point() else torch.bool
+    """The dtype of a 0/1 keep-weight map: bool, for the exact select (`select`)."""
+    return torch.bool
 
 
 def select(mask: Tensor, x: Tensor, source: Tensor, out: Tensor | None = None, overwrite_source: bool = False) -> Tensor:
     """``torch.where(mask, x, source)`` for a boolean (B, 1, H, W) or (B, 1, 1, 1) mask, exact.
 
-    On CPU ``torch.where`` with a broadcast mask runs at a fraction of memory
-    speed (~5x slower than a copy of the batch here), so floating images take
-    ``lerp`` with a 0/1 weight (exact for finite values: the weight-0 term
-    contributes nothing) and integer images a bitwise select. ``overwrite_source``
-    lets the integer path use ``source`` as its scratch. Other devices keep ``where``.
+    Integer images on CPU take a bitwise select (faster than ``where`` with a
+    broadcast mask there); ``overwrite_source`` lets it use ``source`` as its
+    scratch. Everything else takes ``where``, which never computes with the
+    dropped value (an arithmetic blend with 0/1 weights would turn a NaN or
+    Inf of the partner into a NaN in the kept pixels).
     """
-    if x.device.type != "cpu" or x.dtype == torch.bool:
+    if x.device.type != "cpu" or x.is_floating_point() or x.dtype == torch.bool:
         return torch.where(mask, x, source, out=out) if out is not None else torch.where(mask, x, source)
-    if x.is_floating_point():
-        return blend(x, source, mask.to(x.dtype), out=out)
     keep = mask.to(x.dtype).neg_()  # every bit set where the mask is True (255 / -1)
     drop = torch.bitwise_not(keep)
     rest = source.bitwise_and_(drop) if overwrite_source else torch.bitwise_and(source, drop)
     res = torch.bitwise_and(x, keep, out=out) if out is not None else torch.bitwise_and(x, keep)
     return res.bitwise_or_(rest)
+
+
+def apply_plan(
+    x: Tensor,
+    source: Tensor,
+    weight: Tensor,
+    boxes: Tensor | None = None,
+    out: Tensor | None = None,
+    overwrite_source: bool = False,
+) -> Tensor:
+    """Mixed images: ``weight * x + (1 - weight) * source``, then inside each
+    sample's box (``boxes``, (B, 4), optional) the source's pixels.
+
+    On CPU (no autograd) per-sample weights and boxes are applied sample by
+    sample with slice copies: the host reads the small (B,) and (B, 4) tensors
+    for free there, and a copy of the box beats any full-batch masked pass.
+    Elsewhere the boxes become masks and the batch is mixed in one pass, with
+    no host sync.
+    """
+    h, w = x.shape[-2:]
+    grad = torch.is_grad_enabled() and (x.requires_grad or source.requires_grad)
+    host = x.device.type == "cpu" and not grad
+    per_sample = weight.shape[-2:] == (1, 1)
+    if boxes is not None and not (host and per_sample):
+        inside = box_masks(boxes, h, w)
+        weight = weight & ~inside if weight.dtype == torch.bool else weight.masked_fill(inside, 0.0)
+        boxes, per_sample = None, False
+    if host and per_sample:
+        out = blend_rows(x, source, weight.view(-1), out)
+    elif weight.dtype == torch.bool:
+        out = select(weight, x, source, out=out, overwrite_source=overwrite_source)
+    else:
+        out = blend(x, source, weight, out=out, overwrite_source=overwrite_source)
+    if boxes is not None:
+        paste_boxes(out, source, boxes)
+    return out
+
+
+def blend_rows(x: Tensor, source: Tensor, weight: Tensor, out: Tensor | None = None) -> Tensor:
+    """`blend` with one weight per sample (B,), on the host, sample by sample:
+    weight 1 keeps the sample (no work in place), 0 copies the source, and
+    only the other samples are blended, in the same arithmetic as `blend`."""
+    if out is None:
+        out = torch.empty_like(x)
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    for i, w in enumerate(weight.to(dtype).tolist()):
+        if w >= 1.0:
+            if out is not x:
+                out[i].copy_(x[i])
+        elif w <= 0.0:
+            out[i].copy_(source[i] if source.dim() else source)
+        else:
+            blend(x[i : i + 1], source[i : i + 1] if source.dim() else source, w, out=out[i : i + 1])
+    return out
+
+
+def paste_boxes(out: Tensor, source: Tensor, boxes: Tensor) -> Tensor:
+    """``out[i, :, y0:y1, x0:x1] = source[i, :, y0:y1, x0:x1]`` for every
+    half-open box row ``(y0, y1, x0, x1)`` of ``boxes`` (host loop, CPU)."""
+    for i, (y0, y1, x0, x1) in enumerate(boxes.tolist()):
+        if y1 > y0 and x1 > x0:
+            out[i, :, y0:y1, x0:x1] = source[i, :, y0:y1, x0:x1]
+    return out
 
 
 def _like(t: Tensor, x: Tensor) -> Tensor:

@@ -77,7 +77,7 @@ class ResizeMix(Mixer):
         # (B, H, W, C) gather, viewed back as (B, C, H, W); pixels outside the box are unused
         source = x[partner.view(-1, 1, 1), :, rows.view(-1, h, 1), cols.view(-1, 1, w)].permute(0, 3, 1, 2)
         kept = 1.0 - F.box_area(boxes).float() / float(h * w)
-        return Plan(weight=F.box_keep_weights(boxes, h, w, F.weight_dtype(x)), lam=kept, source=source)
+        return Plan(weight=F.keep_all(x), lam=kept, source=source, boxes=boxes)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         # One box for the batch, drawn on the host: resize only the pixels it needs.

@@ -162,7 +162,7 @@ class SaliencyMix(Mixer):
             cut_h, cut_w = F.bounded_sides(lam, h, w, min_area)
             boxes = F.slide_inside(F.centred_boxes(cut_h, cut_w, h, w, cy, cx), cut_h, cut_w, h, w, min_area)
         kept = 1.0 - F.box_area(boxes).float() / float(h * w)
-        return Plan(weight=F.box_keep_weights(boxes, h, w, F.weight_dtype(x)), lam=kept)
+        return Plan(weight=F.keep_all(x), lam=kept, boxes=boxes)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, per_batch={self.per_batch}"
