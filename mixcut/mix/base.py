@@ -213,6 +213,8 @@ class Mixer:
             partner = self.pair(n, device)
             draws = Draws(self.generator(device), device, n, partner if self.mode == "pair" else None)
             active = draws.uniform() < self.prob
+            if self.pairs_samples:  # a sample paired with itself has no partner: it stays as it is
+                active &= partner != identity
             mixed, lam = self.apply_each(x, partner, active, draws)
         if self.pairs_samples:
             lam = torch.where(partner == identity, torch.ones_like(lam), lam)

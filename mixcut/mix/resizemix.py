@@ -90,7 +90,11 @@ class ResizeMix(Mixer):
             out.copy_(x)
         if y1 > y0 and x1 > x0:
             small = nnf.interpolate(x, size=(y1 - y0, x1 - x0), mode="nearest")  # reads only the pixels it keeps
-            out[:, :, y0:y1, x0:x1] = small[partner]  # (index_select into a fresh tensor is slow on CPU)
+            pasted = small[partner]  # (index_select into a fresh tensor is slow on CPU)
+            if x.shape[0] % 2:  # odd batch: a sample may be its own partner, and then it stays as it is
+                alone = (partner == torch.arange(x.shape[0], device=x.device)).view(-1, 1, 1, 1)
+                pasted = torch.where(alone, out[:, :, y0:y1, x0:x1], pasted)
+            out[:, :, y0:y1, x0:x1] = pasted
         kept = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)
         return out, torch.full((x.shape[0],), kept, device=x.device)
 
