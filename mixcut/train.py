@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import atomic_save, capture_rng, load_checkpoint, restore_rng
 from .config import to_container, validate
 from .data import build_data, load_source
+from .data.labels import check_label_range
 from .data.sampling import mix_seed
 from .engine import NonFiniteLossError, StepParts, TrainState, train_one_epoch
 from .errors import CheckpointError, ConfigError, StorageError
@@ -227,6 +228,7 @@ class Run:
         if cfg.data.num_classes and cfg.data.num_classes < source.num_classes:
             raise ConfigError(f"data.num_classes={cfg.data.num_classes} but the data set has {source.num_classes} classes.")
         self.num_classes = num_classes
+        check_label_range(source, num_classes)  # issue 15: one check of the labels before any step
         self.data = build_data(cfg, device, info.rank, info.world_size, source=source)
         self.mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, 0x3143))
 

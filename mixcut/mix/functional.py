@@ -15,6 +15,7 @@ from torch import Tensor
 
 __all__ = [
     "smooth_one_hot",
+    "check_labels",
     "as_soft_targets",
     "mix_targets",
     "sample_beta",
@@ -50,10 +51,30 @@ def smooth_one_hot(y: Tensor, num_classes: int, label_smoothing: float = 0.0) ->
     The true class gets ``1 - ls + ls / K`` and every other class ``ls / K``
     (the convention of timm and of ``F.cross_entropy(label_smoothing=...)``).
     """
+    check_labels(y, num_classes)
     off = label_smoothing / num_classes
     on = 1.0 - label_smoothing + off
     out = torch.full((y.shape[0], num_classes), off, dtype=torch.float32, device=y.device)
     return out.scatter_(1, y.long().view(-1, 1), on)
+
+
+def check_labels(y: Tensor, num_classes: int) -> None:
+    """Class indices must lie in ``[0, num_classes)``: on CPU a ValueError naming
+    the first bad label, its position and ``num_classes``; on an accelerator an
+    asynchronous device assert (no host sync per batch; the trainer checks the
+    data set's labels once at the start, see `mixcut.data.labels`)."""
+    if y.numel() == 0:
+        return
+    if y.device.type != "cpu":
+        torch._assert_async(((y >= 0) & (y < num_classes)).all())
+        return
+    bad = (y < 0) | (y >= num_classes)
+    if bool(bad.any()):
+        pos = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"label {int(y[pos])} at position {pos} of the batch is outside [0, num_classes={num_classes}); "
+            f"the labels must be class indices 0..{num_classes - 1}."
+        )
 
 
 def as_soft_targets(y: Tensor, num_classes: int | None, label_smoothing: float) -> Tensor:
