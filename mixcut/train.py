@@ -29,7 +29,7 @@ from .io import write_probe
 from .loggers import NullLogger, RunLogger, truncate_jsonl, write_json_atomic
 from .losses import create_loss
 from .mix import Mixer, create_mixer
-from .models import check_model_name, create_model
+from .models import check_model_name, create_model_for_data
 from .runtime import distributed as D
 from .runtime.signals import StopRequested, StopSignals
 
@@ -232,7 +232,10 @@ class Run:
         self.data = build_data(cfg, device, info.rank, info.world_size, source=source)
         self.mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, 0x3143))
 
-        model = create_model(cfg.model, num_classes).to(device)
+        # issue 15: ViT-style models get data.img_size; the note goes into the run's first lines
+        model, size_note = create_model_for_data(cfg.model, num_classes, cfg.data.img_size)
+        model = model.to(device)
+        self.notes = [n for n in (size_note,) if n]
         probe_model(model, cfg, device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -303,7 +306,7 @@ class Run:
             f"mixcut: {self.cfg.model.name} ({params:.2f}M params) on {d.name} "
             f"({len(self.data.source.train)} train / {n_val} val images, {self.num_classes} classes, {d.img_size}px), "
             f"{self.device} {amp}, {self.info.world_size} process(es), batch {t.batch_size}, {t.epochs} epochs\n"
-            f"mixer: {self.mixer!r}\nrun directory: {self.run_dir}"
+            f"mixer: {self.mixer!r}\nrun directory: {self.run_dir}" + "".join(f"\n{n}" for n in self.notes)
         )
 
     # ----------------------------------------------------------- checkpoint
