@@ -71,8 +71,10 @@ def one_line(error) -> str:
         opts = next((i for i, ln in enumerate(lines) if ln.startswith("Available options")), None)
         if opts is not None:  # "Available options in 'mix':" followed by one option per line
             lines = lines[:opts] + [f"{lines[opts]} {', '.join(lines[opts + 1 :])}"]
-        if lines and "$VALUE" not in lines[0]:
-            parts.append(" ".join(lines))
+        text = " ".join(lines)
+        # a cause re-raised with a prefix ("mix: " + cause) is said once
+        if lines and "$VALUE" not in lines[0] and not any(text in p for p in parts):
+            parts.append(text)
         error = error.__cause__ or error.__context__
     return "; ".join(dict.fromkeys(parts[:2]))
 
@@ -127,7 +129,10 @@ def preflight(argv: list[str], config_dir: str) -> None:
         resolve_amp(cfg.trainer.amp, resolve_device(cfg.trainer.device, env_info()))
         _check_writable(_run_dir_override(args) or "outputs")
     except (HydraException, OmegaConfBaseException, ConfigError) as e:
-        _fail(f"configuration error: {one_line(e)}", 2)
+        from .config_mix import unknown_key_hint  # issue 15: name the mix keys that exist
+
+        hint = unknown_key_hint(one_line(e))
+        _fail(f"configuration error: {one_line(e)}" + (f"; {hint}" if hint else ""), 2)
     finally:
         GlobalHydra.instance().clear()
 

@@ -8,7 +8,9 @@ builders in `mixcut.mix.factory.MIXERS`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import re
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -105,3 +107,21 @@ MIX_SCHEMAS: dict[str, type] = {
     "cutout": CutoutSchema,
     "choice": ChoiceSchema,
 }
+
+
+def unknown_key_hint(message: str) -> str | None:
+    """For Hydra's "Key 'alpha' not in 'DeitSchema'": a sentence naming the keys
+    that mixer has (``mix.mixup_alpha``, ``mix.cutmix_alpha`` first, being the
+    closest), or None when the message is not about a mix key."""
+    found = re.search(r"Key '(\w+)' not in '(\w+)'", message)
+    schema = next((s for s in MIX_SCHEMAS.values() if found and s.__name__ == found.group(2)), None)
+    if schema is None:
+        return None
+    key = found.group(1)
+    options = [f.name for f in fields(schema) if f.name != "name"]
+    close = [o for o in options if key in o] or difflib.get_close_matches(key, options, n=3, cutoff=0.6)
+    mixer = schema().name
+    hint = f"mix={mixer} has no option {key!r}"
+    if close:
+        hint += f"; did you mean {' or '.join(f'mix.{o}' for o in close)}?"
+    return f"{hint} (mix={mixer} takes: {', '.join(f'mix.{o}' for o in options)})"
