@@ -111,7 +111,7 @@ class TrainerConfig:
     amp: str = "auto"  # auto | none | bf16 | fp16
     seed: int = 0
     deterministic: bool = False
-    compile: bool = False
+    compile: str = "auto"  # auto (compile on CUDA only) | true | false (see mixcut.runtime.compile)
     channels_last: bool = False
     grad_accum_steps: int = 1
     clip_grad: float | None = None
@@ -240,6 +240,7 @@ def validate(cfg: DictConfig) -> None:
         f"trainer.device must be auto, cpu, cuda or cuda:N; got {t.device!r}.",
     )
     _choice(t.amp, "trainer.amp", ("auto", "none", "bf16", "fp16"))
+    _choice(str(t.compile).lower(), "trainer.compile", ("auto", "true", "false"))  # issue 15; true/false still work
     _check(t.clip_grad is None or t.clip_grad > 0, f"trainer.clip_grad must be > 0 (or null); got {t.clip_grad}.")
     _choice(t.clip_mode, "trainer.clip_mode", ("norm", "value"))
     _check(0.0 < t.ema_decay < 1.0, f"trainer.ema_decay must be in (0, 1); got {t.ema_decay}.")

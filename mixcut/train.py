@@ -31,6 +31,7 @@ from .losses import create_loss
 from .mix import Mixer, create_mixer
 from .models import check_model_name, create_model_for_data
 from .runtime import distributed as D
+from .runtime.compile import resolve_compile
 from .runtime.signals import StopRequested, StopSignals
 
 log = logging.getLogger("mixcut")
@@ -257,7 +258,9 @@ class Run:
         if info.enabled:
             ids = [device.index] if device.type == "cuda" else None
             wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        if t.compile:
+        compile_model, compile_note = resolve_compile(t.compile, device)  # issue 15: auto = CUDA only
+        self.notes.append(compile_note)
+        if compile_model:
             wrapped = torch.compile(wrapped)
         self.parts = StepParts(
             model=wrapped,

@@ -1,5 +1,6 @@
 """``model.name=deit_tiny_patch16_224 data.img_size=32`` trains with no other
-override, and the run's first lines say that the size was passed."""
+override, and the run's first lines say that the size was passed (and what
+trainer.compile=auto chose)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,4 @@ def test_deit_at_32_pixels(tmp_path, caplog):
         summary = run(compose(overrides), run_dir=tmp_path)
     assert summary
     assert "img_size=32 passed to deit_tiny_patch16_224 from data.img_size" in caplog.text
+    assert "trainer.compile=auto: not compiling on cpu" in caplog.text  # also a first-lines note
