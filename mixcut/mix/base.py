@@ -258,6 +258,10 @@ class Mixer:
 
     def render(self, x: Tensor, partner: Tensor, plan: Plan) -> Tensor:
         """Apply a plan, in place when allowed, reusing a scratch buffer."""
+        host = x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled())
+        if host and plan.source is None and plan.boxes is not None and plan.weight.dtype == torch.bool:
+            if bool(plan.weight.all()):  # boxes only: paste the partners' boxes, no copy of the batch
+                return F.paste_partner_boxes(x, partner, plan.boxes, self.output_buffer(x))
         own_source = plan.source is None and not x.requires_grad  # then source is our scratch
         source = plan.source if plan.source is not None else self.gather(x, partner)
         out = x if self.inplace and not x.requires_grad else None
