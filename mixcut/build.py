@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,15 +19,17 @@ from omegaconf import DictConfig
 
 from .config import mixer_options
 from .data import build_data, load_source
+from .data.labels import check_label_range
 from .data.sampling import SALT_MIXER, mix_seed
 from .engine import StepParts
 from .errors import ConfigError
 from .losses import create_loss
 from .mix import Mixer, create_mixer
-from .models import create_model
+from .models import create_model_for_data
 from .models.init import init_model
 from .optim import apply_lr_scale_without_scheduler, scale_head_lr
 from .runtime import distributed as D
+from .runtime.compile import resolve_compile
 
 
 def resolve_device(name: str, info: D.DistInfo) -> torch.device:
@@ -172,6 +174,7 @@ class Built:
     mixer: Mixer
     model: torch.nn.Module  # unwrapped: checkpoints and evaluation use this one
     parts: StepParts  # what a step needs, with the (DDP/compiled) model it trains
+    notes: list[str] = field(default_factory=list)  # decisions the run's first lines report (image size, compile)
 
 
 def build(
@@ -189,10 +192,13 @@ def build(
 
     source = load_source(cfg.data)
     num_classes = num_classes_of(cfg, source)
+    check_label_range(source, num_classes)  # once, before any step: a bad label names itself here
     data = build_data(cfg, device, info.rank, info.world_size, source=source)
     mixer = build_mixer(cfg, num_classes, mix_seed(t.seed, info.rank, SALT_MIXER))
 
-    model = create_model(cfg.model, num_classes).to(device)
+    # timm models that take img_size (ViT, DeiT, ...) are built for data.img_size; the note says so
+    model, size_note = create_model_for_data(cfg.model, num_classes, cfg.data.img_size)
+    model = model.to(device)
     if cfg.model.init and load_init:  # fine-tuning from local weights
         init_model(model, cfg.model.init, strict=cfg.model.init_strict)
     probe_model(model, cfg, device)
@@ -218,7 +224,8 @@ def build(
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if t.compile:
+    compile_model, compile_note = resolve_compile(t.compile, device)  # auto: CUDA only
+    if compile_model:
         wrapped = torch.compile(wrapped)
     parts = StepParts(
         model=wrapped,
@@ -236,4 +243,5 @@ def build(
         on_nonfinite=t.on_nonfinite,
         max_nonfinite=t.max_nonfinite,
     )
-    return Built(data=data, num_classes=num_classes, mixer=mixer, model=model, parts=parts)
+    notes = [n for n in (size_note, compile_note) if n]
+    return Built(data=data, num_classes=num_classes, mixer=mixer, model=model, parts=parts, notes=notes)

@@ -71,8 +71,10 @@ def one_line(error) -> str:
         opts = next((i for i, ln in enumerate(lines) if ln.startswith("Available options")), None)
         if opts is not None:  # "Available options in 'mix':" followed by one option per line
             lines = lines[:opts] + [f"{lines[opts]} {', '.join(lines[opts + 1 :])}"]
-        if lines and "$VALUE" not in lines[0]:
-            parts.append(" ".join(lines))
+        text = " ".join(lines)
+        # a cause re-raised with a prefix ("mix: " + cause) is said once
+        if lines and "$VALUE" not in lines[0] and not any(text in p for p in parts):
+            parts.append(text)
         error = error.__cause__ or error.__context__
     return "; ".join(dict.fromkeys(parts[:2]))
 
@@ -125,7 +127,8 @@ def preflight(argv: list[str], config_dir: str) -> None:
         resolve_amp(cfg.trainer.amp, resolve_device(cfg.trainer.device, env_info()))
         _check_writable(_run_dir_override(args) or "outputs")
     except (HydraException, OmegaConfBaseException, ConfigError) as e:
-        _fail(f"configuration error: {one_line(e)}", 2)
+        hint = unknown_key_hint(one_line(e))
+        _fail(f"configuration error: {one_line(e)}" + (f"; {hint}" if hint else ""), 2)
     finally:
         GlobalHydra.instance().clear()
 
@@ -158,6 +161,30 @@ def report_errors():
         _fail(f"training stopped: {e}", 3)
     except StopRequested:
         sys.exit(143)
+
+
+def unknown_key_hint(message: str) -> str | None:
+    """For Hydra's "Key 'alpha' not in 'DeitOptions'": a sentence naming the keys
+    that mixer has (``mix.mixup_alpha``, ``mix.cutmix_alpha`` first, being the
+    closest), or None when the message is not about a mix key."""
+    import difflib
+    import re
+    from dataclasses import fields
+
+    from .mix import MIXERS
+
+    found = re.search(r"Key '(\w+)' not in '(\w+)'", message)
+    schema = next((e.options for e in MIXERS.values() if found and e.options.__name__ == found.group(2)), None)
+    if schema is None:
+        return None
+    key = found.group(1)
+    options = [f.name for f in fields(schema) if f.name != "name"]
+    close = [o for o in options if key in o] or difflib.get_close_matches(key, options, n=3, cutoff=0.6)
+    mixer = schema().name
+    hint = f"mix={mixer} has no option {key!r}"
+    if close:
+        hint += f"; did you mean {' or '.join(f'mix.{o}' for o in close)}?"
+    return f"{hint} (mix={mixer} takes: {', '.join(f'mix.{o}' for o in options)})"
 
 
 def _fail(message: str, code: int) -> None:

@@ -28,7 +28,7 @@ def describe_run(cfg, built, info, device, amp_dtype, run_dir) -> str:
         f"mixcut: {cfg.model.name} ({params:.2f}M params) on {d.name} "
         f"({len(source.train)} train / {n_val} val images, {built.num_classes} classes, {d.img_size}px), "
         f"{device} {amp}, {info.world_size} process(es), batch {t.batch_size}, {t.epochs} epochs\n"
-        f"mixer: {built.mixer!r}\nrun directory: {run_dir}"
+        f"mixer: {built.mixer!r}\nrun directory: {run_dir}" + "".join(f"\n{n}" for n in built.notes)
     )
 
 

@@ -9,7 +9,9 @@ with ``inplace=True``, as the trainer calls them, and timm's ``Mixup``) get a
 fresh copy before each timed call, outside the timed region. The median of
 ``--repeats`` calls after ``--warmup`` calls is reported, with its ratio to
 timm's ``Mixup`` in the same mode (the counterpart: Mixup-only, CutMix-only or
-the switch; other mixers are compared with timm's switch), to the plain copy of
+the switch; other mixers are compared with timm's switch; where timm cannot
+run, integer batches in batch mode, with our own float32 time for the same
+mixer and mode), to the plain copy of
 the batch, and its share of one training step (forward, backward, SGD step) of
 ``--step-model`` at the same batch and image size, measured in the same run.
 
@@ -224,6 +226,11 @@ def add_ratios(rows: list[Row], step_ms: float | None) -> None:
                 r.vs_timm = r.ms / ref
             if not r.note:
                 r.note = f"vs timm[{kind}]"
+            # timm cannot blend an integer batch in batch mode: compare with our own float32 run instead
+            own_float = by_key.get((r.method, r.mode, "float32", r.device))
+            if not ref and r.dtype != "float32" and own_float and not r.method.startswith("torchvision"):
+                r.vs_timm = r.ms / own_float
+                r.note = f"vs our float32 {r.method} (timm[{kind}] n/a on {r.dtype})"
 
 
 def run_device(device: torch.device, args, names: list[str]) -> tuple[list[Row], str]:
@@ -274,6 +281,12 @@ def parse_args(argv=None):
     p.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's); 1 is steadier on a busy machine"
     )
+    p.add_argument(
+        "--mixers",
+        type=lambda s: [d.strip() for d in s.split(",") if d.strip()],
+        default=None,
+        help="only these of our mixers (comma-separated; default: all); timm and the copies always run",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     args = p.parse_args(argv)
     for d in args.dtypes:
@@ -294,6 +307,8 @@ def main(argv=None) -> None:
     if args.device == "cuda" or (args.device == "all" and torch.cuda.is_available()):
         devices.append(torch.device("cuda"))
     names, skipped = our_mixers(args.num_classes)
+    if args.mixers:
+        names = [n for n in names if n in args.mixers]
     print(
         f"batch {args.batch}x{args.channels}x{args.size}x{args.size}, dtypes {','.join(args.dtypes)}, "
         f"median of {args.repeats} after {args.warmup} warm-up, torch {torch.__version__}, {torch.get_num_threads()} CPU threads"

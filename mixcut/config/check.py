@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
+from ..runtime.compile import normalize_compile
 from .schemas import IMAGENET_MEAN
 
 
@@ -117,6 +118,7 @@ def _check_values(cfg: DictConfig) -> None:
         t.device in ("auto", "cpu", "cuda") or str(t.device).startswith("cuda:"),
         f"trainer.device must be auto, cpu, cuda or cuda:N; got {t.device!r}.",
     )
+    normalize_compile(t.compile)  # auto | true | false (booleans from older configs still work)
     _check(t.clip_grad is None or t.clip_grad > 0, f"trainer.clip_grad must be > 0 (or null); got {t.clip_grad}.")
     _check(0.0 < t.ema_decay < 1.0, f"trainer.ema_decay must be in (0, 1); got {t.ema_decay}.")
     _check(t.eval_every >= 1, f"trainer.eval_every must be >= 1; got {t.eval_every}.")

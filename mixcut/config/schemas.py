@@ -199,7 +199,7 @@ class TrainerConfig:
     amp: Precision = Precision.auto  # auto: bf16 on CUDA and on CPUs with native bf16, else fp32
     seed: int = 0
     deterministic: bool = False
-    compile: bool = False
+    compile: str = "auto"  # auto (compile on CUDA only) | true | false (see mixcut.runtime.compile)
     channels_last: bool = False
     grad_accum_steps: int = 1
     clip_grad: float | None = None

@@ -141,7 +141,7 @@ def evaluate_checkpoint(
     data = build_data(cfg, device, source=source)
     if data.val is None:
         raise ConfigError(f"data={cfg.data.name} has no validation split to evaluate on; set data.val_fraction > 0.")
-    model = create_model(cfg.model, num_classes)
+    model = create_model(cfg.model, num_classes, img_size=cfg.data.img_size)  # as the trainer built it
     model.load_state_dict(_state_dict(ckpt, use_ema))
     model = model.to(device)
     if cfg.trainer.channels_last:

@@ -45,12 +45,14 @@ class Plan(NamedTuple):
 
     ``out = weight * x + (1 - weight) * source``; ``weight`` is (B, 1, 1, 1)
     lambdas or (B, 1, H, W) masks (bool: True keeps the sample's own pixel).
-    ``source`` defaults to ``x[partner]``.
+    ``source`` defaults to ``x[partner]``. Box mixers give per-sample weights
+    (True) and their ``boxes``, which `F.apply_plan` pastes as slices on CPU.
     """
 
     weight: Tensor
     lam: Tensor
     source: Tensor | None = None
+    boxes: Tensor | None = None  #: optional (B, 4) boxes: inside them every pixel comes from ``source``
 
 
 def check_prob(name: str, value: float) -> float:
@@ -90,7 +92,11 @@ class Mixer:
         mode: ``'batch'``, ``'pair'`` or ``'elem'`` (see module docstring).
         label_smoothing: smoothing of the one-hot targets, applied once here.
         num_classes: number of classes; needed when ``y`` holds class indices.
-        lam_clip: optional ``(lo, hi)`` clamp on the sampled lambda.
+        lam_clip: optional ``(lo, hi)``: every mixed sample's own label weight
+            (the share of its own pixels it keeps, the ``lam`` reported) stays
+            in [lo, hi]. The sampled lambda is clamped to the range and each
+            mixer shapes its region so that rounding and the border cannot take
+            the kept share out of it (see README, "lam_clip"). Unmixed samples keep 1.
         pairing: ``'perm'`` (a random cycle: every sample gets another one as
             partner; odd batches and a batch of one work) or ``'flip'``
             (sample i with B-1-i, timm-compatible).
@@ -126,7 +132,8 @@ class Mixer:
         if num_classes is not None and int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1; got {num_classes}.")
         self.num_classes = None if num_classes is None else int(num_classes)
-        self.lam_clip = check_range("lam_clip", lam_clip, 0.0, 1.0)
+        self.lam_clip = None
+        Mixer.set_lam_clip(self, lam_clip)
         self.mode = mode
         self.pairing = pairing
         self.inplace = bool(inplace)
@@ -139,6 +146,11 @@ class Mixer:
         self._pending_states: dict[str, Tensor] = {}
         self._scratch: Tensor | None = None  # x[partner] (see `gather`)
         self._flat: Tensor | None = None  # other scratch (see `scratch`)
+
+    def set_lam_clip(self, lam_clip: tuple[float, float] | None) -> None:
+        """Set ``lam_clip``: the range of every mixed sample's own label weight (the
+        kept share). Mixers whose options make a bound impossible raise ValueError."""
+        self.lam_clip = check_range("lam_clip", lam_clip, 0.0, 1.0)
 
     # ---------------------------------------------------------------- state
     def generator(self, device: torch.device | str) -> torch.Generator:
@@ -202,6 +214,8 @@ class Mixer:
             partner = self.pair(n, device)
             draws = Draws(self.generator(device), device, n, partner if self.mode == "pair" else None)
             active = draws.uniform() < self.prob
+            if self.pairs_samples:  # a sample paired with itself has no partner: it stays as it is
+                active &= partner != identity
             mixed, lam = self.apply_each(x, partner, active, draws)
         if self.pairs_samples:
             lam = torch.where(partner == identity, torch.ones_like(lam), lam)
@@ -245,12 +259,14 @@ class Mixer:
 
     def render(self, x: Tensor, partner: Tensor, plan: Plan) -> Tensor:
         """Apply a plan, in place when allowed, reusing a scratch buffer."""
+        host = x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled())
+        if host and plan.source is None and plan.boxes is not None and plan.weight.dtype == torch.bool:
+            if bool(plan.weight.all()):  # boxes only: paste the partners' boxes, no copy of the batch
+                return F.paste_partner_boxes(x, partner, plan.boxes, self.output_buffer(x))
         own_source = plan.source is None and not x.requires_grad  # then source is our scratch
         source = plan.source if plan.source is not None else self.gather(x, partner)
         out = x if self.inplace and not x.requires_grad else None
-        if plan.weight.dtype == torch.bool:
-            return F.select(plan.weight, x, source, out=out, overwrite_source=own_source)
-        return F.blend(x, source, plan.weight, out=out)
+        return F.apply_plan(x, source, plan.weight, plan.boxes, out=out, overwrite_source=own_source)
 
     def gather(self, x: Tensor, partner: Tensor) -> Tensor:
         """``x[partner]`` written into a reusable buffer when gradients allow it.

@@ -49,7 +49,7 @@ class MixChoice(Mixer):
         for m in mixers:
             m.inplace = self.inplace
             if m.lam_clip is None:
-                m.lam_clip = self.lam_clip
+                m.set_lam_clip(self.lam_clip)
 
     @classmethod
     def switch(cls, first: Mixer, second: Mixer, switch_prob: float = 0.5, **kwargs) -> MixChoice:
@@ -82,27 +82,58 @@ class MixChoice(Mixer):
             plans.append(member.plan(x, partner, member_lam, active, draws))
         if len(plans) == 1:
             return plans[0]
-        spatial = any(p.weight.shape[-1] != 1 for p in plans)
-        shape = (x.shape[0], 1, *x.shape[-2:]) if spatial else (x.shape[0], 1, 1, 1)
-        # one weight map for all members, written in place into kept scratch (no batch-sized allocations)
-        dtype = x.dtype if x.is_floating_point() else torch.float32
-        if dtype == x.dtype and not x.requires_grad:
-            weight = self.scratch(shape, x)
-        else:
-            weight = torch.empty(shape, dtype=dtype, device=x.device)
         lam_out = torch.ones_like(lam)
         custom = any(p.source is not None for p in plans)
         source = self.gather(x, partner).clone() if custom else None
         for k, p in enumerate(plans):
             sel = choice == k
-            if k == 0:
-                weight.copy_(p.weight.expand(shape))
-            else:
-                F.select(sel.view(-1, 1, 1, 1), p.weight.to(weight.dtype), weight, out=weight)
             lam_out = torch.where(sel, p.lam, lam_out)
             if p.source is not None:
                 source = torch.where(sel.view(-1, 1, 1, 1), p.source, source)
-        return Plan(weight=weight, lam=lam_out, source=source)
+        if all(p.weight.shape[-2:] == (1, 1) for p in plans):
+            return self._merge_per_sample(plans, choice, lam_out, source)
+        return Plan(weight=self._merge_maps(x, plans, choice), lam=lam_out, source=source)
+
+    @staticmethod
+    def _merge_per_sample(plans: list[Plan], choice: Tensor, lam: Tensor, source: Tensor | None) -> Plan:
+        """Members with per-sample weights and optional boxes (Mixup, CutMix, ResizeMix,
+        SaliencyMix): merged per sample, so that the boxes stay boxes (slice copies on CPU)."""
+        as_float = any(p.weight.dtype != torch.bool for p in plans)
+        weight = boxes = None
+        for k, p in enumerate(plans):
+            sel = choice == k
+            w = p.weight.view(-1).float() if as_float else p.weight.view(-1)
+            weight = w if weight is None else torch.where(sel, w, weight)
+            if p.boxes is not None:
+                boxes = torch.zeros_like(p.boxes) if boxes is None else boxes  # empty boxes paste nothing
+                boxes = torch.where(sel.view(-1, 1), p.boxes, boxes)
+        return Plan(weight=weight.view(-1, 1, 1, 1), lam=lam, source=source, boxes=boxes)
+
+    def _merge_maps(self, x: Tensor, plans: list[Plan], choice: Tensor) -> Tensor:
+        """One (B, 1, H, W) weight map for all members: bool when every member
+        selects, else float (x's dtype, float32 for integer images)."""
+        h, w = x.shape[-2:]
+        maps = []
+        for p in plans:
+            m = p.weight.expand(x.shape[0], 1, h, w)
+            if p.boxes is not None:
+                inside = F.box_masks(p.boxes, h, w)
+                m = m & ~inside if m.dtype == torch.bool else m.masked_fill(inside, 0.0)
+            maps.append(m)
+        shape = (x.shape[0], 1, h, w)
+        if all(m.dtype == torch.bool for m in maps):
+            weight = torch.empty(shape, dtype=torch.bool, device=x.device)
+        else:
+            dtype = x.dtype if x.is_floating_point() else torch.float32
+            # written in place into kept scratch (no batch-sized allocations)
+            weight = self.scratch(shape, x) if dtype == x.dtype and not x.requires_grad else None
+            weight = torch.empty(shape, dtype=dtype, device=x.device) if weight is None else weight
+        for k, m in enumerate(maps):
+            if k == 0:
+                weight.copy_(m)
+            else:
+                weight.copy_(torch.where((choice == k).view(-1, 1, 1, 1), m.to(weight.dtype), weight))
+        return weight
 
     def sample_lam(self, draws: Draws) -> Tensor:
         # Members draw their own lambdas in `plan`; this one only gates.

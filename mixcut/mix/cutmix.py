@@ -17,6 +17,9 @@ class CutMix(Mixer):
 
     The box side is ``int(side * sqrt(1 - lam))`` with lam ~ Beta(alpha, alpha)
     and a uniform centre, clipped at the border (paper and timm). With
+    ``lam_clip=(lo, hi)`` the kept share itself stays in [lo, hi]: a side is
+    widened by the pixels that rounding down cost, where needed, and the centre
+    is uniform over the positions whose clipped box keeps the share in range. With
     ``minmax=(lo, hi)`` box sides are instead uniform in [lo, hi) of the image
     side and lie fully inside it (timm's ``cutmix_minmax``).
 
@@ -34,14 +37,30 @@ class CutMix(Mixer):
         self.alpha = check_positive("CutMix alpha", alpha)
         self.minmax = check_range("CutMix minmax", minmax, 0.0, 1.0, open_interval=True)
         self.correct_lam = bool(correct_lam) or self.minmax is not None
+        self.set_lam_clip(self.lam_clip)
+
+    def set_lam_clip(self, lam_clip: tuple[float, float] | None) -> None:
+        if lam_clip is not None and self.minmax is not None:
+            raise ValueError(
+                f"CutMix: lam_clip={tuple(lam_clip)} cannot act with minmax={self.minmax} (minmax sizes the box "
+                "without lambda); drop one of them."
+            )
+        super().set_lam_clip(lam_clip)
 
     def boxes(self, lam: Tensor, active: Tensor, height: int, width: int, draws: Draws) -> Tensor:
         """Per-sample boxes (B, 4); inactive samples get an empty box."""
         if self.minmax is not None:
             boxes = F.minmax_boxes(height, width, self.minmax, draws.uniform(4))
             return boxes * active.view(-1, 1)
-        cy, cx = draws.randint(height), draws.randint(width)
-        return F.cutmix_boxes(lam, height, width, cy, cx)  # lam == 1 gives an empty box
+        if self.lam_clip is None:
+            cy, cx = draws.randint(height), draws.randint(width)
+            return F.cutmix_boxes(lam, height, width, cy, cx)  # lam == 1 gives an empty box
+        # lam_clip bounds the kept share: size the box so that rounding cannot take it out of range,
+        # and draw the centre among the positions where the border clips off no more than allowed
+        min_area, _ = F.area_bounds(lam, self.lam_clip, height, width)
+        cut_h, cut_w = F.bounded_sides(lam, height, width, min_area)
+        cy, cx = F.bounded_centres(cut_h, cut_w, height, width, min_area, draws.uniform(2))
+        return F.centred_boxes(cut_h, cut_w, height, width, cy, cx)
 
     def kept_share(self, boxes: Tensor, lam: Tensor, height: int, width: int) -> Tensor:
         if not self.correct_lam:
@@ -51,7 +70,7 @@ class CutMix(Mixer):
     def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
         h, w = x.shape[-2:]
         boxes = self.boxes(lam, active, h, w, draws)
-        return Plan(weight=F.box_keep_weights(boxes, h, w, F.weight_dtype(x)), lam=self.kept_share(boxes, lam, h, w))
+        return Plan(weight=F.keep_all(x), lam=self.kept_share(boxes, lam, h, w), boxes=boxes)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         # One box for the whole batch: copy only the box region of the partners.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -104,6 +105,9 @@ class FMix(Mixer):
         lam = lam[:k].double()
         # stochastic rounding: E[num] = lam * N
         num = (lam * n_pix + draws.uniform()[:k].double()).floor().long().clamp_(0, n_pix)
+        if self.lam_clip is not None:  # the rounding must not take the kept share out of lam_clip
+            lo, hi = math.ceil(self.lam_clip[0] * n_pix - 1e-9), math.floor(self.lam_clip[1] * n_pix + 1e-9)
+            num = torch.where(lam < 1.0, num.clamp(lo, hi), num)
         step = max(1, CPU_SLICE_PIXELS // n_pix) if noise.device.type == "cpu" else max(k, 1)
         sl = [slice(i, i + step) for i in range(0, k, step)]
         parts = [self.threshold(noise[s], lam[s], num[s], height, width) for s in sl]

@@ -11,6 +11,10 @@ from . import functional as F
 from .base import Draws, Mixer, MixOptions, Plan, check_positive
 from .registry import register
 
+#: Images at least this large (elements) take the per-image uint8 path on CPU;
+#: smaller ones are blended in chunks of many images (less Python per pixel).
+_ROW_ELEMS = 1 << 14
+
 
 class Mixup(Mixer):
     """``x' = lam * x + (1 - lam) * x[partner]``, lam ~ Beta(alpha, alpha).
@@ -30,7 +34,10 @@ class Mixup(Mixer):
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         lam = float(self.sample_lam(Draws(draws.generator, "cpu", 1, shared=True)))
-        out = F.blend(x, self.gather(x, partner), lam, out=self.output_buffer(x))
+        if x.dtype == torch.uint8 and x.device.type == "cpu" and x[0].numel() >= _ROW_ELEMS:
+            out = F.blend_partners_uint8(x, partner, lam, self.output_buffer(x))  # no gather, one conversion per image
+        else:
+            out = F.blend(x, self.gather(x, partner), lam, out=self.output_buffer(x))
         return out, torch.full((x.shape[0],), lam, device=x.device)
 
     def extra_repr(self) -> str:

@@ -35,8 +35,9 @@ class ResizeMix(Mixer):
     ``1 - box_area / (H * W)``. ``elem`` mode gives every sample its own scale
     and position (one gather, no loop), ``pair`` mode one per pair (partners
     swap the same box), ``batch`` mode one for the batch (one resize of the
-    partners straight into the box). ``lam_clip`` applies to the nominal
-    lambda ``1 - tau ** 2``.
+    partners straight into the box). ``lam_clip`` clamps the nominal
+    lambda ``1 - tau ** 2``, and the box is widened by a pixel where rounding
+    down would take the kept share above the range.
 
     Args:
         scale: (low, high) range of ``tau`` within [0, 1]; (0.1, 0.8) in the paper.
@@ -55,12 +56,14 @@ class ResizeMix(Mixer):
             lam = lam.clamp(*self.lam_clip)
         return lam
 
-    @staticmethod
-    def boxes(lam: Tensor, height: int, width: int, u: Tensor) -> Tensor:
+    def boxes(self, lam: Tensor, height: int, width: int, u: Tensor) -> Tensor:
         """Boxes (B, 4) of side ``int(side * sqrt(1 - lam))`` at uniform positions
-        ``u`` (B, 2) inside the image; lam == 1 gives an empty box."""
-        tau = torch.sqrt((1.0 - lam.double()).clamp_min(0.0))
-        bh, bw = (height * tau).long(), (width * tau).long()
+        ``u`` (B, 2) inside the image; lam == 1 gives an empty box. With
+        ``lam_clip`` a side is widened where rounding down took the kept share above it."""
+        if self.lam_clip is None:
+            bh, bw = F.box_sides(lam, height, width)
+        else:
+            bh, bw = F.bounded_sides(lam, height, width, F.area_bounds(lam, self.lam_clip, height, width)[0])
         y0 = (u[:, 0].double() * (height - bh + 1)).long().clamp_max(height - bh)
         x0 = (u[:, 1].double() * (width - bw + 1)).long().clamp_max(width - bw)
         return torch.stack([y0, y0 + bh, x0, x0 + bw], dim=1)
@@ -77,7 +80,7 @@ class ResizeMix(Mixer):
         # (B, H, W, C) gather, viewed back as (B, C, H, W); pixels outside the box are unused
         source = x[partner.view(-1, 1, 1), :, rows.view(-1, h, 1), cols.view(-1, 1, w)].permute(0, 3, 1, 2)
         kept = 1.0 - F.box_area(boxes).float() / float(h * w)
-        return Plan(weight=F.box_keep_weights(boxes, h, w, F.weight_dtype(x)), lam=kept, source=source)
+        return Plan(weight=F.keep_all(x), lam=kept, source=source, boxes=boxes)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         # One box for the batch, drawn on the host: resize only the pixels it needs.
@@ -90,7 +93,11 @@ class ResizeMix(Mixer):
             out.copy_(x)
         if y1 > y0 and x1 > x0:
             small = nnf.interpolate(x, size=(y1 - y0, x1 - x0), mode="nearest")  # reads only the pixels it keeps
-            out[:, :, y0:y1, x0:x1] = small[partner]  # (index_select into a fresh tensor is slow on CPU)
+            pasted = small[partner]  # (index_select into a fresh tensor is slow on CPU)
+            if x.shape[0] % 2:  # odd batch: a sample may be its own partner, and then it stays as it is
+                alone = (partner == torch.arange(x.shape[0], device=x.device)).view(-1, 1, 1, 1)
+                pasted = torch.where(alone, out[:, :, y0:y1, x0:x1], pasted)
+            out[:, :, y0:y1, x0:x1] = pasted
         kept = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)
         return out, torch.full((x.shape[0],), kept, device=x.device)
 

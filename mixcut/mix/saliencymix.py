@@ -128,7 +128,10 @@ class SaliencyMix(Mixer):
     The partner's box region is pasted at the same place in the sample (the
     official scheme); the box side is ``int(side * sqrt(1 - lam))`` with
     ``lam ~ Beta(alpha, alpha)``, clipped at the border, and the reported lambda
-    is the exact kept share. Saliency: see the module docstring.
+    is the exact kept share. With ``lam_clip=(lo, hi)`` the kept share stays in
+    [lo, hi]: a side is widened by the pixels that rounding down cost, where
+    needed, and a box that the border would clip too much slides inside the
+    image (it still covers the peak). Saliency: see the module docstring.
 
     Args:
         alpha: Beta concentration (> 0); 1.0 in the paper.
@@ -154,9 +157,15 @@ class SaliencyMix(Mixer):
     def plan(self, x: Tensor, partner: Tensor, lam: Tensor, active: Tensor, draws: Draws) -> Plan:
         h, w = x.shape[-2:]
         cy, cx = self.peaks(x.detach(), partner)
-        boxes = F.cutmix_boxes(lam.to(x.device), h, w, cy, cx)  # lam == 1 (inactive) gives an empty box
+        lam = lam.to(x.device)
+        if self.lam_clip is None:
+            boxes = F.cutmix_boxes(lam, h, w, cy, cx)  # lam == 1 (inactive) gives an empty box
+        else:  # keep the share in range: widen what rounding cut off, slide a box the border clipped too much
+            min_area, _ = F.area_bounds(lam, self.lam_clip, h, w)
+            cut_h, cut_w = F.bounded_sides(lam, h, w, min_area)
+            boxes = F.slide_inside(F.centred_boxes(cut_h, cut_w, h, w, cy, cx), cut_h, cut_w, h, w, min_area)
         kept = 1.0 - F.box_area(boxes).float() / float(h * w)
-        return Plan(weight=F.box_keep_weights(boxes, h, w, F.weight_dtype(x)), lam=kept)
+        return Plan(weight=F.keep_all(x), lam=kept, boxes=boxes)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, per_batch={self.per_batch}"
