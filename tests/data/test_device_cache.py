@@ -21,7 +21,7 @@ from mixcut.data import DataError, build_data
 from mixcut.data import cache as C
 from mixcut.train import run
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpeg"
 
 
 def folder_cfg(root: Path, *extra: str, cache: str = "device"):

@@ -540,7 +540,7 @@ def test_bench_script_runs(tmp_path, monkeypatch):
     import sys
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_mix.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_mix.py"
     spec = importlib.util.spec_from_file_location("bench_mix", path)
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_mix", bench)  # dataclasses look their module up there

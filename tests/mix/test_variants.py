@@ -441,7 +441,7 @@ def test_visualize_script_writes_a_grid(tmp_path):
     from _trainer_utils import make_image_folder
     from PIL import Image
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "visualize_mix.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "visualize_mix.py"
     spec = importlib.util.spec_from_file_location("visualize_mix", path)
     vis = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(vis)
