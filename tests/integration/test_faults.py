@@ -14,50 +14,28 @@ import sys
 import time
 
 import pytest
-import torch
-from _trainer_utils import REPO, compose, run_cli
+from _trainer_utils import EXACT, REPO, assert_same_tensors, checkpoint, compose, epochs_logged, run_cli, train
 
 from mixcut.checkpoint import load_checkpoint
 from mixcut.train import run
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
-ARGS = [
-    "data=synthetic",
-    "data.img_size=16",
-    "data.train_size=96",
-    "data.val_size=40",
-    "model.name=cifar_resnet20",
-    "model.drop_rate=0.1",
-    "trainer.batch_size=16",
-    "trainer.epochs=3",
-    "trainer.device=cpu",
-    "trainer.amp=none",
-    "trainer.deterministic=true",
-    "mix=deit",
-]  # 6 steps and 3 eval batches per epoch
+ARGS = EXACT + ["model.drop_rate=0.1", "trainer.epochs=3", "mix=deit"]  # 6 steps and 3 eval batches per epoch
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """Final weights of an uninterrupted run with the same settings."""
+def reference_run(tmp_path_factory):
+    """An uninterrupted run with the same settings (in this process: no launch)."""
     out = tmp_path_factory.mktemp("reference")
-    run(compose(ARGS + ["trainer.progress=false"]), out)
-    return load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+    train(ARGS, out)
+    return out
 
 
-def _final(run_dir):
-    return load_checkpoint(run_dir / "checkpoints" / "last.pt")
-
-
-def _same(a, b) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _epochs_logged(run_dir) -> list[int]:
-    text = (run_dir / "metrics.jsonl").read_text()
-    assert text == "" or text.endswith("\n")
-    return [json.loads(line)["epoch"] for line in text.splitlines()]
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    """Its final weights."""
+    return checkpoint(reference_run)["model"]
 
 
 def _train(run_dir, extra=(), faults="", **kw):
@@ -68,11 +46,12 @@ def _train(run_dir, extra=(), faults="", **kw):
 def _resume_and_check(run_dir, reference):
     proc = _train(run_dir, ["trainer.resume=auto"])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert _same(_final(run_dir)["model"], reference)
-    assert _epochs_logged(run_dir) == [1, 2, 3]
+    assert_same_tensors(checkpoint(run_dir)["model"], reference)
+    assert epochs_logged(run_dir) == [1, 2, 3]
     assert not list((run_dir / "checkpoints").glob(".*tmp"))  # stale temporary files were cleaned up
 
 
+@slow
 @pytest.mark.parametrize(
     "fault,state_after_kill",
     [
@@ -82,6 +61,7 @@ def _resume_and_check(run_dir, reference):
         ("kill@eval=2", None),  # during epoch 1's evaluation: nothing saved yet, start over
     ],
 )
+@slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, reference, fault, state_after_kill):
     run_dir = tmp_path / "run"
     proc = _train(run_dir, faults=fault)
@@ -89,23 +69,25 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, reference, faul
     if state_after_kill is None:
         assert not (run_dir / "checkpoints" / "last.pt").exists()
     else:
-        ck = _final(run_dir)  # loadable
+        ck = checkpoint(run_dir)  # loadable
         assert (ck["state"]["epoch"], ck["state"]["batch"]) == state_after_kill
     _resume_and_check(run_dir, reference)
 
 
+@slow
 def test_step_checkpoints_resume_mid_epoch_at_the_exact_batch(tmp_path, reference):
     run_dir = tmp_path / "run"
     proc = _train(run_dir, ["trainer.ckpt_every_steps=2"], faults="kill@step=10")
     assert proc.returncode == -signal.SIGKILL
-    ck = _final(run_dir)
+    ck = checkpoint(run_dir)
     assert (ck["state"]["epoch"], ck["state"]["batch"], ck["state"]["global_step"]) == (1, 2, 8)
     proc = _train(run_dir, ["trainer.ckpt_every_steps=2", "trainer.resume=auto"])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert _same(_final(run_dir)["model"], reference)
-    assert _epochs_logged(run_dir) == [1, 2, 3]
+    assert_same_tensors(checkpoint(run_dir)["model"], reference)
+    assert epochs_logged(run_dir) == [1, 2, 3]
 
 
+@slow
 def test_sigkill_at_random_moments(tmp_path, reference):
     """Kill a real run from outside at random moments of its training, resume each time, until it finishes.
 
@@ -142,16 +124,16 @@ def test_sigkill_at_random_moments(tmp_path, reference):
             proc.wait()
             kills += 1
         if (run_dir / "checkpoints" / "last.pt").exists():
-            _final(run_dir)  # always loadable
+            checkpoint(run_dir)  # always loadable
         if (run_dir / "metrics.jsonl").exists():
-            logged = _epochs_logged(run_dir)
+            logged = epochs_logged(run_dir)
             assert logged == sorted(set(logged))
         if proc.returncode == 0:
             break
     assert kills >= 1, "no attempt was killed: the test did not test anything"
     assert proc.returncode == 0, "the run never finished"
-    assert _same(_final(run_dir)["model"], reference)
-    assert _epochs_logged(run_dir) == [1, 2, 3]
+    assert_same_tensors(checkpoint(run_dir)["model"], reference)
+    assert epochs_logged(run_dir) == [1, 2, 3]
 
 
 def _signal_after_first_epoch(run_dir, sig, env):
@@ -171,17 +153,19 @@ def _signal_after_first_epoch(run_dir, sig, env):
     return (proc, *proc.communicate(timeout=120))
 
 
+@slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_graceful_stop_saves_and_explains_how_to_resume(tmp_path, reference, sig):
     run_dir = tmp_path / "run"
     proc, out, err = _signal_after_first_epoch(run_dir, sig, dict(os.environ, PYTHONUNBUFFERED="1"))
     assert proc.returncode != 0
     assert "trainer.resume=auto" in out + err and str(run_dir) in out + err
-    ck = _final(run_dir)
+    ck = checkpoint(run_dir)
     assert ck["state"]["epoch"] >= 1
     _resume_and_check(run_dir, reference)
 
 
+@slow
 def test_slurm_warning_saves_and_requeues_the_job(tmp_path, reference):
     """SIGUSR1 (SLURM's time-limit/preemption warning) under plain sbatch: checkpoint
     at the step boundary, then ``scontrol requeue $SLURM_JOB_ID`` (a fake on PATH)."""
@@ -196,7 +180,7 @@ def test_slurm_warning_saves_and_requeues_the_job(tmp_path, reference):
     proc, out, err = _signal_after_first_epoch(run_dir, signal.SIGUSR1, env)
     assert proc.returncode != 0, "a warned job stops after saving; SLURM starts it again"
     assert calls.read_text().split() == ["requeue", "4242"]
-    assert _final(run_dir)["state"]["epoch"] >= 1
+    assert checkpoint(run_dir)["state"]["epoch"] >= 1
     _resume_and_check(run_dir, reference)
 
 
@@ -221,6 +205,7 @@ def _make_bad_folder(root):
     return ["truncated.jpg", "empty.jpg", "notes.png"]
 
 
+@slow
 def test_bad_images_are_skipped_and_named(tmp_path):
     bad = _make_bad_folder(tmp_path / "data")
     args = [
@@ -288,6 +273,7 @@ def test_empty_data_is_a_clear_error_before_training(tmp_path, layout, message):
         run(compose(["data=folder", f"data.root={root}", "trainer.device=cpu"]), tmp_path / "run")
 
 
+@slow
 def test_nan_loss_skip_counts_and_continues(tmp_path):
     proc = _train(tmp_path / "run", ["trainer.epochs=1"], faults="nan@loss=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -295,6 +281,7 @@ def test_nan_loss_skip_counts_and_continues(tmp_path):
     assert summary["nonfinite_skipped"] == 1 and summary["global_step"] == 5
 
 
+@slow
 def test_nan_loss_abort_saves_debug_checkpoint(tmp_path):
     proc = _train(tmp_path / "run", ["trainer.on_nonfinite=abort"], faults="nan@loss=8")
     assert proc.returncode == 3
@@ -304,6 +291,7 @@ def test_nan_loss_abort_saves_debug_checkpoint(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@slow
 def test_diverging_run_aborts_after_repeated_nonfinite_losses(tmp_path):
     proc = _train(tmp_path / "run", ["optim.lr=1e30", "trainer.max_nonfinite=3", "mix=none"])
     assert proc.returncode == 3
@@ -327,30 +315,28 @@ def _in_private_mount(tmp_path, setup: str, args: list[str], after: str = "true"
     return subprocess.run(["unshare", *flag, "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_full_disk_stops_with_path_and_keeps_last_checkpoint(tmp_path):
-    # measure one checkpoint, then give the run room for last.pt but not for the next temporary file beside it
-    probe = tmp_path / "probe"
-    run(compose(ARGS + ["trainer.epochs=1", "trainer.progress=false"]), probe)
-    size = (probe / "checkpoints" / "last.pt").stat().st_size
+@slow
+def test_full_disk_stops_with_path_and_keeps_last_checkpoint(tmp_path, reference_run):
+    # a checkpoint of these settings weighs what the reference's does: give the run room for last.pt but
+    # not for the next temporary file beside it
+    size = (reference_run / "checkpoints" / "last.pt").stat().st_size
     kib = int(1.5 * size / 1024) + 32  # room for one checkpoint, not for its replacement beside it
     run_dir = tmp_path / "disk" / "run"
-    check = (
-        f'{sys.executable} -c "from mixcut.checkpoint import load_checkpoint; '
-        f"print('LOADABLE', load_checkpoint('{run_dir}/checkpoints/last.pt')['state']['global_step'])\""
-    )
+    survivor = tmp_path / "survivor.pt"  # copied out before the tmpfs vanishes, loaded here (no extra process)
     proc = _in_private_mount(
         tmp_path,
         f"-o size={kib}k",
         ARGS + [f"hydra.run.dir={run_dir}", "trainer.save_best=false", "trainer.ckpt_every_steps=1"],
-        after=check,
+        after=f"cp {run_dir}/checkpoints/last.pt {survivor}",
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "LOADABLE 1" in proc.stdout  # the first checkpoint (step 1) survived the failed second save
+    assert load_checkpoint(survivor)["state"]["global_step"] == 1  # the first checkpoint survived the failed second save
     assert "could not write checkpoint" in proc.stderr and "No space left on device" in proc.stderr
     assert str(run_dir / "checkpoints" / "last.pt") in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
+@slow
 def test_read_only_run_directory_is_refused_up_front(tmp_path):
     run_dir = tmp_path / "disk" / "run"
     proc = _in_private_mount(tmp_path, "-o ro", ARGS + [f"hydra.run.dir={run_dir}"])
@@ -358,6 +344,7 @@ def test_read_only_run_directory_is_refused_up_front(tmp_path):
     assert f"run directory {run_dir} is not writable" in proc.stderr
 
 
+@slow
 def test_crafted_checkpoint_is_refused_by_the_cli(tmp_path):
     import pickle
 
@@ -374,6 +361,7 @@ def test_crafted_checkpoint_is_refused_by_the_cli(tmp_path):
     assert "refusing to load" in proc.stderr and not marker.exists()
 
 
+@slow
 def test_wandb_key_is_never_written(tmp_path):
     canary = "mixcut-canary-" + "7" * 26
     run_dir = tmp_path / "run"
