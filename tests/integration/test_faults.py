@@ -51,26 +51,32 @@ def _resume_and_check(run_dir, reference):
     assert not list((run_dir / "checkpoints").glob(".*tmp"))  # stale temporary files were cleaned up
 
 
+# Kill points visited in turn by one run directory; each attempt resumes from what the previous kill left.
+# Counts are per process (mixcut.runtime.faults), so after a resume "save=1" is epoch 2's checkpoint.
+KILLS = [
+    ("kill@eval=2", None),  # during epoch 1's evaluation: nothing saved yet, the next attempt starts over
+    ("kill@step=9", (1, 0)),  # mid-step in epoch 2: resume from the end of epoch 1
+    ("kill@save=1", (1, 0)),  # while writing epoch 2's checkpoint: the old one survives, its temporary file stays behind
+    ("kill@eval=2", (1, 0)),  # during epoch 2's evaluation
+]
+
+
 @slow
-@pytest.mark.parametrize(
-    "fault,state_after_kill",
-    [
-        ("kill@step=9", (1, 0)),  # mid-step in epoch 2: resume from the end of epoch 1
-        ("kill@save=2", (1, 0)),  # while writing epoch 2's checkpoint: the old one survives
-        ("kill@eval=5", (1, 0)),  # during epoch 2's evaluation
-        ("kill@eval=2", None),  # during epoch 1's evaluation: nothing saved yet, start over
-    ],
-)
-@slow
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, reference, fault, state_after_kill):
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, reference):
+    """SIGKILL in an evaluation before anything is saved, in a step, in a checkpoint write and in a later
+    evaluation, resuming after each: the final weights equal the uninterrupted run's. (One chain of attempts
+    rather than one run per kill point: three launches fewer, the same kill points and checks.)"""
     run_dir = tmp_path / "run"
-    proc = _train(run_dir, faults=fault)
-    assert proc.returncode == -signal.SIGKILL
-    if state_after_kill is None:
-        assert not (run_dir / "checkpoints" / "last.pt").exists()
-    else:
-        ck = checkpoint(run_dir)  # loadable
-        assert (ck["state"]["epoch"], ck["state"]["batch"]) == state_after_kill
+    for i, (fault, state_after_kill) in enumerate(KILLS):
+        proc = _train(run_dir, ["trainer.resume=auto"] if i else [], faults=fault)
+        assert proc.returncode == -signal.SIGKILL, (fault, proc.stderr[-2000:])
+        if state_after_kill is None:
+            assert not (run_dir / "checkpoints" / "last.pt").exists(), fault
+        else:
+            ck = checkpoint(run_dir)  # loadable
+            assert (ck["state"]["epoch"], ck["state"]["batch"]) == state_after_kill, fault
+        if fault.startswith("kill@save"):
+            assert list((run_dir / "checkpoints").glob(".*tmp")), "the killed write left no temporary file"
     _resume_and_check(run_dir, reference)
 
 
@@ -104,7 +110,7 @@ def test_sigkill_at_random_moments(tmp_path, reference):
         return log.read_text().count("[mixcut][INFO] mixcut: ") if log.exists() else 0
 
     kills = 0
-    for attempt in range(8):
+    for attempt in range(6):  # four killed at random, then two left to finish (each attempt is a launch)
         args = ARGS + [f"hydra.run.dir={run_dir}"] + (["trainer.resume=auto"] if attempt else [])
         before = started()
         proc = subprocess.Popen(
@@ -118,7 +124,7 @@ def test_sigkill_at_random_moments(tmp_path, reference):
         while proc.poll() is None and started() == before and time.time() < deadline:
             time.sleep(0.02)
         try:
-            proc.wait(timeout=rng.uniform(0.0, 1.5) if attempt < 6 else 600)
+            proc.wait(timeout=rng.uniform(0.0, 1.5) if attempt < 4 else 600)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -162,7 +168,8 @@ def test_graceful_stop_saves_and_explains_how_to_resume(tmp_path, reference, sig
     assert "trainer.resume=auto" in out + err and str(run_dir) in out + err
     ck = checkpoint(run_dir)
     assert ck["state"]["epoch"] >= 1
-    _resume_and_check(run_dir, reference)
+    if sig == signal.SIGTERM:  # SIGINT stops through the same handler and save; one exact resume is enough
+        _resume_and_check(run_dir, reference)
 
 
 @slow
