@@ -1,6 +1,7 @@
-"""Faults injected for real: SIGKILL at chosen and random moments, SIGTERM/SIGINT,
-NaN losses, full and read-only disks, hostile files. Each run is a real
-`python train.py` process; the reference is an uninterrupted run."""
+"""Faults injected for real: SIGKILL at chosen and random moments, SIGTERM/SIGINT/SIGUSR1,
+NaN losses, full and read-only disks, hostile files. Kills, signals and disks are real
+`python train.py` processes; errors whose reporting needs no process of its own run in this
+process inside cli.report_errors. The reference is an uninterrupted run."""
 
 from __future__ import annotations
 
