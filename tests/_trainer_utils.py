@@ -1,13 +1,18 @@
-"""Helpers shared by the trainer tests: config composition, tiny data, subprocess runs."""
+"""Helpers shared by the trainer tests: config composition, tiny data, subprocess runs, run-directory readers.
+
+Import them as ``from _trainer_utils import ...`` from any folder under tests/ (pyproject puts tests/ on the path)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +32,24 @@ FAST = [
     "trainer.amp=none",
 ]
 
+# FAST for runs compared bit for bit (resume, faults, ranks): deterministic kernels.
+EXACT = FAST + ["trainer.deterministic=true"]
+
+
+def folder_args(root: Path, *extra: str) -> list[str]:
+    """Overrides for a tiny in-process run on an image folder made by ``make_image_folder``."""
+    return [
+        "data=folder",
+        f"data.root={root}",
+        "data.img_size=16",
+        "aug=cifar",
+        "model.name=cifar_resnet20",
+        "trainer.progress=false",
+        "trainer.device=cpu",
+        "trainer.amp=none",
+        *extra,
+    ]
+
 
 def compose(overrides: list[str]):
     """The training config as `python train.py <overrides>` would see it."""
@@ -40,6 +63,14 @@ def compose(overrides: list[str]):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return hydra_compose("train", overrides=list(overrides))
+
+
+def train(overrides: list[str], run_dir: Path) -> dict:
+    """An in-process run, as ``python train.py <overrides> hydra.run.dir=<run_dir>`` without a new process;
+    returns the summary."""
+    from mixcut.trainer import run
+
+    return run(compose(overrides), run_dir)
 
 
 def make_image_folder(
@@ -66,3 +97,33 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = N
     return subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
     )
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module (registered in sys.modules: dataclasses look their module up there)."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def checkpoint(run_dir: Path, name: str = "last.pt") -> dict:
+    """A run directory's checkpoint, loaded the way the trainer loads it."""
+    from mixcut.checkpoint import load_checkpoint
+
+    return load_checkpoint(Path(run_dir) / "checkpoints" / name)
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    """Two state dicts hold the same keys and bit-identical tensors."""
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs"
+
+
+def epochs_logged(run_dir: Path) -> list[int]:
+    """The epochs in metrics.jsonl, in order (each line complete)."""
+    text = (Path(run_dir) / "metrics.jsonl").read_text()
+    assert text == "" or text.endswith("\n")
+    return [json.loads(line)["epoch"] for line in text.splitlines()]

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _trainer_utils import FAST, compose
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from _trainer_utils import FAST, compose  # noqa: E402
-
-from mixcut.config import ConfigError, check  # noqa: E402
-from mixcut.runtime.compile import resolve_compile  # noqa: E402
+from mixcut.config import ConfigError, check
+from mixcut.runtime.compile import resolve_compile
 
 
 def test_auto_compiles_on_cuda_only():

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from _trainer_utils import CONFIGS
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from _trainer_utils import CONFIGS  # noqa: E402
-
-from mixcut.cli import preflight  # noqa: E402
+from mixcut.cli import preflight
 
 
 def message(capsys, tmp_path, *overrides: str) -> str:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _trainer_utils import FAST, compose
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from _trainer_utils import FAST, compose  # noqa: E402
-
-import mixcut.build as build_mod  # noqa: E402
-from mixcut.data.sources import Source, TensorSplit  # noqa: E402
-from mixcut.errors import DataError  # noqa: E402
-from mixcut.trainer import run  # noqa: E402
+import mixcut.build as build_mod
+from mixcut.data.sources import Source, TensorSplit
+from mixcut.errors import DataError
+from mixcut.trainer import run
 
 
 def test_run_stops_on_a_label_outside_num_classes(tmp_path, monkeypatch):

@@ -5,15 +5,11 @@ trainer.compile=auto chose)."""
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pytest
+from _trainer_utils import FAST, compose
 
-import pytest  # noqa: E402
-from _trainer_utils import FAST, compose  # noqa: E402
-
-from mixcut.trainer import run  # noqa: E402
+from mixcut.trainer import run
 
 
 @pytest.mark.slow  # about 10 s on 2 CPU cores

@@ -435,16 +435,10 @@ def test_cuda_no_host_sync(variant, mode):
 
 # ---------------------------------------------------------------- the picture
 def test_visualize_script_writes_a_grid(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    from _trainer_utils import make_image_folder
+    from _trainer_utils import load_script, make_image_folder
     from PIL import Image
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "visualize_mix.py"
-    spec = importlib.util.spec_from_file_location("visualize_mix", path)
-    vis = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(vis)
+    vis = load_script("visualize_mix")
     folder = make_image_folder(tmp_path / "data", classes=3, per_class=2, size=20)
     out = vis.main(["--folder", str(folder), "--n", "4", "--size", "24", "--out", str(tmp_path / "grid.png")])
     width, height = Image.open(out).size

@@ -533,18 +533,13 @@ def test_off_epoch(name, mode):
 
 
 # ------------------------------------------------------------ benchmark
-def test_bench_script_runs(tmp_path, monkeypatch):
+def test_bench_script_runs(tmp_path):
     """scripts/bench_mix.py at a toy size: every registered pixel mixer shows up, timm and the floors are timed."""
-    import importlib.util
     import json
-    import sys
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_mix.py"
-    spec = importlib.util.spec_from_file_location("bench_mix", path)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_mix", bench)  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
+    from _trainer_utils import load_script
+
+    bench = load_script("bench_mix")
     out = tmp_path / "bench.json"
     bench.main(
         [

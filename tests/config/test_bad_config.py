@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _trainer_utils import FAST, compose, run_cli
+from _trainer_utils import CONFIGS, FAST, compose, run_cli
 
+from mixcut.cli import preflight
 from mixcut.config import ConfigError
 from mixcut.trainer import run
 
@@ -45,18 +46,38 @@ def test_bad_config_message(name, tmp_path):
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 
+# Refused by the preflight that train.py runs before Hydra starts (checked in-process: same function, no launch).
+PREFLIGHT_CASES = [
+    (["model.name=resnet19"], "configuration error: unknown model 'resnet19'"),
+    (["optim.lr=0"], "configuration error: optim.lr must be > 0"),
+    (["mix=nosuchmix"], "Could not find 'mix/nosuchmix'"),
+]
+
+
+@pytest.mark.parametrize("args,needle", PREFLIGHT_CASES)
+def test_preflight_exits_2_with_one_line(args, needle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        preflight(["train.py", *args, "trainer.device=cpu"], str(CONFIGS))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err, err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "args,needle",
+    "args,needle,before_hydra",
     [
-        (["model.name=resnet19"], "configuration error: unknown model 'resnet19'"),
-        (["optim.lr=0"], "configuration error: optim.lr must be > 0"),
-        (["mix=nosuchmix"], "Could not find 'mix/nosuchmix'"),
-        (["data=folder", "data.root=/no/such/dir"], "configuration error: data directory /no/such/dir does not exist"),
+        (["model.name=resnet19"], "configuration error: unknown model 'resnet19'", True),  # refused by the preflight
+        # found only when the run reads its data, inside Hydra's main: reported by cli.report_errors
+        (["data=folder", "data.root=/no/such/dir"], "configuration error: data directory /no/such/dir does not exist", False),
     ],
 )
-def test_cli_exits_nonzero_with_one_line(tmp_path, args, needle):
+def test_cli_exits_nonzero_with_one_line(tmp_path, args, needle, before_hydra):
     proc = run_cli(args + ["trainer.device=cpu", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, timeout=120)
     assert proc.returncode != 0
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
+    if before_hydra:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("configuration error:"), proc.stderr
+        assert not (tmp_path / "run").exists()  # refused before Hydra made a run directory

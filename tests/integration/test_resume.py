@@ -6,20 +6,17 @@ import json
 
 import pytest
 import torch
-from _trainer_utils import FAST, compose, make_image_folder
+from _trainer_utils import FAST, assert_same_tensors, checkpoint, compose, folder_args, make_image_folder
 
 from mixcut.checkpoint import load_checkpoint
 from mixcut.trainer import run
 
 
 def _weights(run_dir):
-    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+    return checkpoint(run_dir)["model"]
 
 
-def _assert_identical(a: dict, b: dict):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), f"{k} differs"
+_assert_identical = assert_same_tensors
 
 
 @pytest.mark.parametrize("mix", ["deit", "mixup"])
@@ -49,22 +46,15 @@ def test_different_seed_gives_different_weights(tmp_path):
 def test_resume_is_bit_identical_worker_path(tmp_path):
     """Folder data decoded by 2 workers with random crops and flips."""
     data = make_image_folder(tmp_path / "data", classes=3, per_class=16, size=20)
-    common = [
-        "data=folder",
-        f"data.root={data}",
-        "data.img_size=16",
+    common = folder_args(
+        data,
         "data.num_workers=2",
         "data.val_fraction=0.25",
-        "aug=cifar",
-        "model.name=cifar_resnet20",
         "trainer.batch_size=8",
         "trainer.epochs=2",
-        "trainer.progress=false",
-        "trainer.device=cpu",
-        "trainer.amp=none",
         "trainer.deterministic=true",
         "mix=deit",
-    ]
+    )
     run(compose(common), tmp_path / "straight")
     run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
     run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")

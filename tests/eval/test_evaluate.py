@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 import torch
-from _trainer_utils import REPO, compose
+from _trainer_utils import compose, load_script
 
 from mixcut.checkpoint import CheckpointError
 from mixcut.config import ConfigError
 from mixcut.eval.checkpoint_eval import default_out_dir, evaluate_checkpoint
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

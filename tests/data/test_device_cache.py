@@ -14,31 +14,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from _trainer_utils import compose, make_image_folder
+from _trainer_utils import assert_same_tensors, checkpoint, compose, folder_args, make_image_folder, train
 from PIL import Image
 
 from mixcut.data import DataError, build_data
 from mixcut.data import cache as C
-from mixcut.trainer import run
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpeg"
 
 
 def folder_cfg(root: Path, *extra: str, cache: str = "device"):
-    return compose(
-        [
-            "data=folder",
-            f"data.root={root}",
-            "data.img_size=16",
-            f"data.cache={cache}",
-            "data.num_workers=0",
-            "aug=cifar",
-            "trainer.batch_size=4",
-            "trainer.device=cpu",
-            "trainer.amp=none",
-            *extra,
-        ]
-    )
+    return compose(folder_args(root, f"data.cache={cache}", "data.num_workers=0", "trainer.batch_size=4", *extra))
 
 
 @pytest.fixture
@@ -304,55 +290,29 @@ def test_decoding_with_workers_matches_in_process(folder):
 @pytest.mark.slow
 def test_same_checkpoint_same_validation_metrics(folder, tmp_path):
     """Train on the worker path, then evaluate its checkpoint through the device cache."""
-    common = [
-        "data=folder",
-        f"data.root={folder}",
-        "data.img_size=16",
-        "data.num_workers=0",
-        "aug=cifar",
-        "aug.crop_pct=0.875",
-        "model.name=cifar_resnet20",
-        "trainer.batch_size=4",
-        "trainer.epochs=1",
-        "trainer.progress=false",
-        "trainer.device=cpu",
-        "trainer.amp=none",
-    ]
-    trained = run(compose(common + ["data.cache=none"]), tmp_path / "worker")
+    common = folder_args(folder, "data.num_workers=0", "aug.crop_pct=0.875", "trainer.batch_size=4", "trainer.epochs=1")
+    trained = train(common + ["data.cache=none"], tmp_path / "worker")
     ckpt = tmp_path / "worker" / "checkpoints" / "last.pt"
-    evaluated = run(
-        compose(common + ["data.cache=device", "trainer.eval_only=true", f"trainer.resume={ckpt}"]), tmp_path / "device"
-    )
+    evaluated = train(common + ["data.cache=device", "trainer.eval_only=true", f"trainer.resume={ckpt}"], tmp_path / "device")
     for key in ("top1", "top5", "nll", "ece", "brier"):
         assert math.isclose(trained[key], evaluated[key], rel_tol=1e-6, abs_tol=1e-7), key
 
 
 @pytest.mark.slow
 def test_device_cache_trains_end_to_end_and_resumes_exactly(folder, tmp_path):
-    from mixcut.checkpoint import load_checkpoint
-
-    common = [
-        "data=folder",
-        f"data.root={folder}",
-        "data.img_size=16",
+    common = folder_args(
+        folder,
         "data.cache=device",
         "data.num_workers=0",
-        "aug=cifar",
-        "model.name=cifar_resnet20",
         "trainer.batch_size=4",
         "trainer.epochs=2",
-        "trainer.progress=false",
-        "trainer.device=cpu",
-        "trainer.amp=none",
         "trainer.deterministic=true",
         "mix=deit",
-    ]
-    run(compose(common), tmp_path / "straight")
-    run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
-    run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")
-    a = load_checkpoint(tmp_path / "straight/checkpoints/last.pt")["model"]
-    b = load_checkpoint(tmp_path / "split/checkpoints/last.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    )
+    train(common, tmp_path / "straight")
+    train(common + ["trainer.stop_after_epoch=1"], tmp_path / "split")
+    train(common + ["trainer.resume=auto"], tmp_path / "split")
+    assert_same_tensors(checkpoint(tmp_path / "straight")["model"], checkpoint(tmp_path / "split")["model"])
 
 
 # ------------------------------------------------------------ shared data
