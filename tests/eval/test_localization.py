@@ -128,7 +128,9 @@ def test_box_readers_and_geometry(tmp_path):
     # 64x64 -> resize 32 (crop_pct 1): halves. 100x50 at img 32, crop_pct 0.5: resize to 128x64 (x1.28),
     # crop 48 px off the left and 16 off the top, clip to 0..32
     assert eval_geometry(torch.tensor([[8.0, 8.0, 40.0, 24.0]]), 64, 64, 32, 1.0).tolist() == [[4, 4, 20, 12]]
-    assert eval_geometry(torch.tensor([[50.0, 10.0, 70.0, 30.0]]), 100, 50, 32, 0.5)[0].tolist() == pytest.approx([16, 0, 32, 22.4])
+    assert eval_geometry(torch.tensor([[50.0, 10.0, 70.0, 30.0]]), 100, 50, 32, 0.5)[0].tolist() == pytest.approx(
+        [16, 0, 32, 22.4]
+    )
 
 
 def test_canvas_boxes_match_the_pasted_pixels_exactly():
