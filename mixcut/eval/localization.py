@@ -27,6 +27,7 @@ Boxes are ``(x0, y0, x1, y1)`` in pixels with x1, y1 exclusive. Readers:
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -249,11 +250,11 @@ def boxes_for_split(paths: Sequence[str], data_root: str | Path, table: dict, im
     """
     from PIL import Image
 
-    root = Path(data_root).resolve()
+    root = Path(os.path.abspath(data_root))
     rows = []
     for p in paths:
-        path = Path(p)
-        rel = path.resolve().relative_to(root).as_posix() if path.resolve().is_relative_to(root) else path.name
+        path = Path(os.path.abspath(p))  # not resolve(): a folder of symbolic links keeps its own names
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
         keys = [rel, rel.split("/", 1)[-1], "/".join(path.parts[-2:]), path.stem]
         hit = next((table[k] for k in keys if k in table), None)
         if hit is None:
