@@ -177,7 +177,7 @@ def columns(rows: list[dict]) -> list[tuple[str, str, str]]:
 
 def markdown(rows: list[dict], label: str = "mix.name") -> str:
     COLUMNS = columns(rows)  # noqa: N806  (the module's list, extended)
-    head = ["method" if label == "mix.name" else label, "seed"] + [h for _, h, _ in COLUMNS] + ["run"]
+    head = ["method" if label in ("mix.name", "logger.run_name") else label, "seed"] + [h for _, h, _ in COLUMNS] + ["run"]
     lines = ["### Runs", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["method"], r["seed"]] + [_fmt(r[k], f) for k, _, f in COLUMNS] + [r["run"]]

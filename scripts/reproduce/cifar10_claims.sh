@@ -20,10 +20,10 @@
 # training-image evaluation (train-val gap), and, unless CORRUPTIONS=0, common corruptions on every 5th image.
 # Output: OUT_DIR/results.md (tables, machine, wall time, commands), results.png, claims.png, cams.png.
 #
-# Environment: EPOCHS (default 30), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (none),
+# Environment: EPOCHS (default 30), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (none), WARMUP (1),
 # TRAIN_PER_CLASS, VAL_PER_CLASS, SEEDS_MAIN, ALPHAS, METHODS (subset of the single-seed methods),
 # CANVAS, CANVAS_TRAIN_PER_CLASS (250), CANVAS_VAL_PER_CLASS (100), CANVAS_METHODS,
-# ADV_EVERY (3), EVAL_EXTRA (more evaluate.py options), EXTRA (more train.py overrides, e.g.
+# ADV_EVERY (3), EVAL_BATCH (250; at most the training split), EVAL_EXTRA (more evaluate.py options), EXTRA (more train.py overrides, e.g.
 # "trainer.limit_train_batches=2" for a smoke test), CORRUPTIONS (1), PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,6 +47,7 @@ CANVAS_VAL_PER_CLASS=${CANVAS_VAL_PER_CLASS:-100}
 CANVAS_METHODS=${CANVAS_METHODS:-"none mixup cutmix cutout"}
 ADV_EVERY=${ADV_EVERY:-3}
 CORRUPTIONS=${CORRUPTIONS:-1}
+EVAL_BATCH=${EVAL_BATCH:-250}
 PY=${PYTHON:-.venv/bin/python}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
@@ -64,7 +65,7 @@ mkdir -p "$OUT/data"
 # one regime for every run; only mix= (and the data, for the canvas runs) differs
 COMMON=(data=folder data.cache=device data.num_workers=2 data.val_fraction=0 aug=cifar "model.name=$MODEL"
         "trainer.epochs=$EPOCHS" "trainer.batch_size=$BATCH" "trainer.amp=$AMP" optim=sgd "optim.lr=$LR"
-        "optim.weight_decay=$WD" sched=cosine sched.warmup_epochs=1 loss.label_smoothing=0.0 trainer.progress=false)
+        "optim.weight_decay=$WD" sched=cosine "sched.warmup_epochs=${WARMUP:-1}" loss.label_smoothing=0.0 trainer.progress=false)
 C10=("data.root=$OUT/data/c10" data.img_size=32 data.mean=[0.4914,0.4822,0.4465] data.std=[0.2470,0.2435,0.2616])
 CANV=(data=canvas "data.root=$OUT/data/canvas" "data.img_size=$CANVAS")
 
@@ -85,8 +86,8 @@ read -r -a SINGLE <<< "${METHODS:-cutout manifold_mixup fmix resizemix saliencym
 JOBS=()
 for m in none mixup cutmix deit "${SINGLE[@]}"; do JOBS+=("$m-s$S0|$m|${MIX[$m]} trainer.seed=$S0"); done
 for a in $ALPHAS; do
-  JOBS+=("mixup_a$a-s$S0|mixup a=$a|mix=mixup mix.alpha=$a trainer.seed=$S0")
-  JOBS+=("cutmix_a$a-s$S0|cutmix a=$a|mix=cutmix mix.alpha=$a mix.prob=0.5 trainer.seed=$S0")
+  JOBS+=("mixup_a$a-s$S0|mixup_a$a|mix=mixup mix.alpha=$a trainer.seed=$S0")
+  JOBS+=("cutmix_a$a-s$S0|cutmix_a$a|mix=cutmix mix.alpha=$a mix.prob=0.5 trainer.seed=$S0")
 done
 for s in "${MAIN_SEEDS[@]:1}"; do
   for m in none mixup cutmix deit; do JOBS+=("$m-s$s|$m|${MIX[$m]} trainer.seed=$s"); done
@@ -106,17 +107,17 @@ for job in "${JOBS[@]}"; do
   ckpt="$run/checkpoints/last.pt"
   if [[ $name == canvas_* ]]; then
     [ -f "$run/eval/last.json" ] || "$PY" scripts/evaluate.py "$ckpt" --localization --temperature \
-        trainer.batch_size=250 "${EVAL_ARGS[@]}" 2>&1 | tail -n 3
+        "trainer.batch_size=$EVAL_BATCH" "${EVAL_ARGS[@]}" 2>&1 | tail -n 3
     continue
   fi
   if [ ! -f "$run/eval/last.json" ]; then
     corr=()
     [ "$CORRUPTIONS" = 1 ] && corr=(--corruptions --corruption-every 5)
     "$PY" scripts/evaluate.py "$ckpt" --claims --adversarial-every "$ADV_EVERY" "${corr[@]}" \
-        trainer.batch_size=250 "${EVAL_ARGS[@]}" 2>&1 | tail -n 12
+        "trainer.batch_size=$EVAL_BATCH" "${EVAL_ARGS[@]}" 2>&1 | tail -n 12
   fi
   [ -f "$run/eval_train/last.json" ] || "$PY" scripts/evaluate.py "$ckpt" --out "$run/eval_train" \
-      "data.root=$OUT/data/c10_train" trainer.batch_size=250 2>&1 | tail -n 1
+      "data.root=$OUT/data/c10_train" "trainer.batch_size=$EVAL_BATCH" 2>&1 | tail -n 1
 done
 
 # tables and charts (CIFAR runs grouped by label; canvas runs on their own)
@@ -132,7 +133,7 @@ title="CIFAR-10 JPEG subset ($((TRAIN_PER_CLASS * 10)) train / $((VAL_PER_CLASS 
 {
   echo "## The claims, at CPU scale: $title"
   echo
-  echo "Machine: $(uname -m), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), torch $("$PY" -c 'import torch; print(torch.__version__)')."
+  echo "Machine: $(uname -m), $(nproc --all) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), torch $("$PY" -c 'import torch; print(torch.__version__)')."
   "$PY" - "$OUT" <<'EOF'
 import json, sys
 from pathlib import Path
@@ -147,7 +148,7 @@ print(f"Wall time: training {train / 60:.1f} min, evaluation {evals / 60:.1f} mi
       f"over {len(list((out / 'runs').glob('*/')))} runs.")
 EOF
   echo
-  echo "Regime: every run trains on the same 5,000 images with \`${COMMON[*]}\`; only mix= differs."
+  echo "Regime: every CIFAR run trains on the same $((TRAIN_PER_CLASS * 10)) images with \`${COMMON[*]}\`; only mix= differs."
   echo "The train-val gap is top-1 on the training images (no augmentation) minus validation top-1."
   echo
   cat "$OUT/table.md"
