@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--adversarial-every", type=int, default=1, metavar="K", help="attack every K-th validation image")
     p.add_argument("--occlusion", action="store_true", help="centre-hole and border occlusion curves")
     p.add_argument("--occlusion-sizes", default=None, help="comma-separated sizes on the 224 scale (default 0,32,...,224)")
+    p.add_argument("--occlusion-every", type=int, default=1, metavar="K", help="occlude every K-th validation image")
     p.add_argument("--ood", action="store_true", help="OOD detection against noise, digits and --ood-folder")
     p.add_argument("--ood-folder", action="append", default=[], help="an image folder used as an OOD set (repeatable)")
     p.add_argument("--ood-n", type=int, default=1000, help="images per OOD set (default 1000)")
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             adversarial_every=args.adversarial_every,
             occlusion=args.occlusion or args.claims,
             occlusion_sizes=[int(s) for s in args.occlusion_sizes.split(",")] if args.occlusion_sizes else None,
+            occlusion_every=args.occlusion_every,
             ood=args.ood or args.claims,
             ood_folders=args.ood_folder,
             ood_n=args.ood_n,

@@ -28,6 +28,7 @@ class ClaimOptions:
     pgd_steps: int = 5
     adversarial_every: int = 1
     occlusion_sizes: tuple[int, ...] | None = None
+    occlusion_every: int = 1
     ood_folders: tuple[str, ...] = ()
     ood_n: int = 1000
     boxes: str | Path | None = None
@@ -40,6 +41,8 @@ class ClaimOptions:
 def _check(opts: ClaimOptions) -> None:
     from .localization import BOX_READERS
 
+    if opts.occlusion_every < 1:
+        raise ConfigError(f"occlusion_every must be >= 1 (1 = every validation image); got {opts.occlusion_every}.")
     if opts.adversarial_every < 1:
         raise ConfigError(f"adversarial_every must be >= 1 (1 = every validation image); got {opts.adversarial_every}.")
     if opts.box_format not in BOX_READERS:
@@ -57,6 +60,8 @@ def _check(opts: ClaimOptions) -> None:
 def claims_evaluations(model, cfg, data, source, device, amp_dtype, opts: ClaimOptions, out: Path, tag: str, title: str) -> dict:
     """The result keys of every evaluator switched on in ``opts``, with their wall times."""
     import time
+
+    from .checkpoint_eval import EveryKth
 
     _check(opts)
     model.eval()
@@ -85,7 +90,6 @@ def claims_evaluations(model, cfg, data, source, device, amp_dtype, opts: ClaimO
 
     if opts.adversarial:
         from .adversarial import adversarial_accuracy
-        from .checkpoint_eval import EveryKth
 
         t = time.time()
         val = data.val if opts.adversarial_every == 1 else EveryKth(data.val, opts.adversarial_every)
@@ -102,7 +106,9 @@ def claims_evaluations(model, cfg, data, source, device, amp_dtype, opts: ClaimO
         from .occlusion import DEFAULT_SIZES, occlusion_curve
 
         t = time.time()
-        result["occlusion"] = occlusion_curve(model, data.val, mean, std, opts.occlusion_sizes or DEFAULT_SIZES)
+        val = data.val if opts.occlusion_every == 1 else EveryKth(data.val, opts.occlusion_every)
+        result["occlusion"] = occlusion_curve(model, val, mean, std, opts.occlusion_sizes or DEFAULT_SIZES)
+        result["occlusion"]["every"] = opts.occlusion_every
         times["occlusion"] = time.time() - t
 
     if opts.ood:
