@@ -248,7 +248,7 @@ def chart(rows: list[dict], path: str | Path, title: str | None = None) -> Path:
 
 
 def _mean_curve(curves: list[dict]) -> tuple[list[float], list[float]]:
-    keys = list(curves[0])
+    keys = sorted(curves[0], key=float)  # the JSON files keep keys sorted as text ("128" < "64")
     return [float(k) for k in keys], [statistics.fmean(c[k] for c in curves) for k in keys]
 
 
