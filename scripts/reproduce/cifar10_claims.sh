@@ -17,7 +17,7 @@
 #   canvas: CANVAS_METHODS (default "none mixup cutmix cutout")   first seed
 # Evaluation of every final checkpoint: scripts/evaluate.py --claims (temperature scaling, FGSM/PGD on every
 # ADV_EVERY-th validation image, occlusion on every OCC_EVERY-th, OOD vs noise/digits; localization on the canvas runs), the
-# training-image evaluation (train-val gap), and, unless CORRUPTIONS=0, common corruptions on every 5th image.
+# training-image evaluation (train-val gap), and, unless CORRUPTIONS=0, common corruptions on every 10th image.
 # Output: OUT_DIR/results.md (tables, machine, wall time, commands), results.png, claims.png, cams.png.
 #
 # Environment: EPOCHS (default 30), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (auto: bf16 on
@@ -115,7 +115,7 @@ for job in "${JOBS[@]}"; do
   fi
   if [ ! -f "$run/eval/last.json" ]; then
     corr=()
-    [ "$CORRUPTIONS" = 1 ] && corr=(--corruptions --corruption-every 5)
+    [ "$CORRUPTIONS" = 1 ] && corr=(--corruptions --corruption-every 10)
     "$PY" scripts/evaluate.py "$ckpt" --claims --adversarial-every "$ADV_EVERY" --occlusion-every "$OCC_EVERY" \
         --pgd-steps "$PGD_STEPS" "${corr[@]}" \
         "trainer.batch_size=$EVAL_BATCH" "${EVAL_ARGS[@]}" 2>&1 | tail -n 12
