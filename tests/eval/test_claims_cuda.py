@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from mixcut.eval.adversarial import adversarial_accuracy
 from mixcut.eval.calibration import temperature_scaling
