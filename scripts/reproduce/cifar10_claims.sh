@@ -20,8 +20,13 @@
 # training-image evaluation (train-val gap), and, unless CORRUPTIONS=0, common corruptions on every 10th image.
 # Output: OUT_DIR/results.md (tables, machine, wall time, commands), results.png, claims.png, cams.png.
 #
-# Environment: EPOCHS (default 30), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (auto: bf16 on
-# this CPU, 2-2.5x the fp32 speed), WARMUP (1),
+# Budget (measured on the 2-core dev machine, load ~3.5): cifar_resnet20 trains 5,000 32-px images at ~320 img/s
+# (15.5 s per epoch); one run's evaluation (clean + corruptions on 300 + temperature + FGSM/PGD on 500 + occlusion
+# on 1,000 + OOD + train split) takes 2-4 min. 21 CIFAR runs + 4 canvas runs (1,500 64-px images each) at
+# EPOCHS=20: ~110 + ~25 min of training and ~50-80 min of evaluation, about 3-3.5 hours. EPOCHS=30 adds ~1 hour.
+#
+# Environment: EPOCHS (default 20), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (none; bf16
+# measured no faster here: 328 vs 318 img/s), WARMUP (1),
 # TRAIN_PER_CLASS, VAL_PER_CLASS, SEEDS_MAIN, ALPHAS, METHODS (subset of the single-seed methods),
 # CANVAS, CANVAS_TRAIN_PER_CLASS (150), CANVAS_VAL_PER_CLASS (100), CANVAS_METHODS,
 # ADV_EVERY (6: 500 images), OCC_EVERY (3: 1,000 images), PGD_STEPS (3), EVAL_BATCH (250; at most the training split), EVAL_EXTRA (more evaluate.py options), EXTRA (more train.py overrides, e.g.
@@ -32,12 +37,12 @@ default_src=/work/shared/data/cifar10-jpeg/train
 [ -d "$default_src" ] || default_src=../shared/data/cifar10-jpeg/train
 SRC=${1:-$default_src}
 OUT=${2:-outputs/cifar10_claims}
-EPOCHS=${EPOCHS:-30}
+EPOCHS=${EPOCHS:-20}
 MODEL=${MODEL:-cifar_resnet20}
 LR=${LR:-0.1}
 WD=${WD:-5e-4}
 BATCH=${BATCH:-128}
-AMP=${AMP:-auto}
+AMP=${AMP:-none}
 TRAIN_PER_CLASS=${TRAIN_PER_CLASS:-500}
 VAL_PER_CLASS=${VAL_PER_CLASS:-300}
 SEEDS_MAIN=${SEEDS_MAIN:-"0 1 2"}
