@@ -247,6 +247,61 @@ def chart(rows: list[dict], path: str | Path, title: str | None = None) -> Path:
     return path
 
 
+# the papers' claims as (metric, higher is better, claim) rows of the verdict table
+CLAIMS = [
+    ("top1", True, "accuracy improves"),
+    ("gap", False, "the train-val gap shrinks (less overfitting)"),
+    ("ece", False, "calibration improves (ECE)"),
+    ("nll", False, "NLL improves"),
+    ("ts_ece_after", False, "calibration after temperature scaling (Wang et al. 2023: mixup is *less* calibratable)"),
+    ("corruption_top1", True, "robustness to common corruptions"),
+    ("fgsm", True, "robustness to FGSM"),
+    ("pgd", True, "robustness to PGD"),
+    ("occ_hole", True, "robustness to centre occlusion"),
+    ("occ_border", True, "robustness to border occlusion"),
+    ("ood_msp", True, "OOD detection (max-softmax AUROC)"),
+    ("ood_energy", True, "OOD detection (energy AUROC)"),
+    ("top1_loc", True, "weakly-supervised localization (Top-1 Loc)"),
+    ("gt_known_loc", True, "weakly-supervised localization (GT-known Loc)"),
+    ("wall_min", False, "cost: wall time"),
+]
+
+
+def verdicts(rows: list[dict], baseline: str = "none") -> str:
+    """Markdown: for each claim, each method's mean minus the baseline's, marked + when better by more than
+    the two groups' combined seed spread (sqrt(s1^2 + s2^2)), (+) when better within it or with one run
+    (no spread), - when worse. Empty when there is no baseline group."""
+    groups = group(rows)
+    if baseline not in groups:
+        return ""
+    methods = [m for m in groups if m != baseline]
+    lines = [
+        f"| claim | metric | {baseline} | " + " | ".join(methods) + " |",
+        "|" + "---|" * (len(methods) + 3),
+    ]
+    for key, higher, claim in CLAIMS:
+        b_mean, b_std = mean_std([r.get(key) for r in groups[baseline]])
+        if b_mean is None:
+            continue
+        cells = []
+        for m in methods:
+            mu, sd = mean_std([r.get(key) for r in groups[m]])
+            if mu is None:
+                cells.append("-")
+                continue
+            diff = mu - b_mean
+            better = diff > 0 if higher else diff < 0
+            spread = math.hypot(b_std or 0.0, sd or 0.0)
+            seeds = sd is not None and b_std is not None  # a spread on both sides
+            mark = "+" if better and seeds and abs(diff) > spread else "(+)" if better else "-"
+            cells.append(f"{diff:+.2f} {mark}")
+        lines.append(f"| {claim} | {key} | {b_mean:.2f} | " + " | ".join(cells) + " |")
+    return (
+        f"Difference to `{baseline}` (mean over seeds): + better by more than the combined seed spread, "
+        "(+) better within it or from a single run, - worse.\n\n" + "\n".join(lines) + "\n"
+    )
+
+
 def _mean_curve(curves: list[dict]) -> tuple[list[float], list[float]]:
     keys = sorted(curves[0], key=float)  # the JSON files keep keys sorted as text ("128" < "64")
     return [float(k) for k in keys], [statistics.fmean(c[k] for c in curves) for k in keys]
@@ -341,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--title", default=None, help="title of the chart")
     p.add_argument("--claims-png", default=None, help="write reliability/occlusion/attack curves to this PNG")
     p.add_argument("--cams-png", default=None, help="write a grid of each method's CAM examples to this PNG")
+    p.add_argument("--verdicts-md", default=None, help="write the claim-by-claim comparison with --baseline here")
+    p.add_argument("--baseline", default="none", help="the method the verdicts compare with (default none)")
     p.add_argument("--adv-eps", default="2/255", help="epsilon of the FGSM/PGD columns (nearest evaluated; default 2/255)")
     args = p.parse_args(argv)
 
@@ -362,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         chart(rows, args.png, args.title)
     if args.claims_png:
         claims_chart(rows, args.claims_png, args.title)
+    if args.verdicts_md:
+        Path(args.verdicts_md).write_text(verdicts(rows, args.baseline) or f"no runs of the baseline {args.baseline!r}\n")
     if args.cams_png and cams_grid(rows, args.cams_png) is None:
         print("no CAM examples found (scripts/evaluate.py --localization)", file=sys.stderr)
     return 0

@@ -136,9 +136,9 @@ for d in "$OUT"/runs/*/; do
 done
 title="CIFAR-10 JPEG subset ($((TRAIN_PER_CLASS * 10)) train / $((VAL_PER_CLASS * 10)) val), $MODEL, $EPOCHS epochs"
 "$PY" scripts/summarize.py "${main_runs[@]}" --label logger.run_name --md "$OUT/table.md" --png "$OUT/results.png" \
-    --claims-png "$OUT/claims.png" --title "$title" > /dev/null
+    --claims-png "$OUT/claims.png" --verdicts-md "$OUT/verdicts.md" --title "$title" > /dev/null
 "$PY" scripts/summarize.py "${canvas_runs[@]}" --label logger.run_name --md "$OUT/table_canvas.md" \
-    --cams-png "$OUT/cams.png" --title "canvas localization" > /dev/null
+    --cams-png "$OUT/cams.png" --verdicts-md "$OUT/verdicts_canvas.md" --title "canvas localization" > /dev/null
 {
   echo "## The claims, at CPU scale: $title"
   echo
@@ -159,6 +159,12 @@ EOF
   echo
   echo "Regime: every CIFAR run trains on the same $((TRAIN_PER_CLASS * 10)) images with \`${COMMON[*]}\`; only mix= differs."
   echo "The train-val gap is top-1 on the training images (no augmentation) minus validation top-1."
+  echo
+  echo "### The claims, one by one"
+  echo
+  cat "$OUT/verdicts.md"
+  echo
+  cat "$OUT/verdicts_canvas.md"
   echo
   cat "$OUT/table.md"
   echo
