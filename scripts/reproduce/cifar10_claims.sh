@@ -131,8 +131,10 @@ done
 
 # tables and charts (CIFAR runs grouped by label; canvas runs on their own)
 main_runs=() canvas_runs=()
-for d in "$OUT"/runs/*/; do
-  if [[ $(basename "$d") == canvas_* ]]; then canvas_runs+=("$d"); else main_runs+=("$d"); fi
+for job in "${JOBS[@]}"; do  # in job order: the baseline first, then the main methods, variants, alphas
+  name=${job%%|*}
+  [ -f "$OUT/runs/$name/summary.json" ] || continue
+  if [[ $name == canvas_* ]]; then canvas_runs+=("$OUT/runs/$name"); else main_runs+=("$OUT/runs/$name"); fi
 done
 title="CIFAR-10 JPEG subset ($((TRAIN_PER_CLASS * 10)) train / $((VAL_PER_CLASS * 10)) val), $MODEL, $EPOCHS epochs"
 "$PY" scripts/summarize.py "${main_runs[@]}" --label logger.run_name --md "$OUT/table.md" --png "$OUT/results.png" \
