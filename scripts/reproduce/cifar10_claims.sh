@@ -20,12 +20,15 @@
 # training-image evaluation (train-val gap), and, unless CORRUPTIONS=0, common corruptions on every 10th image.
 # Output: OUT_DIR/results.md (tables, machine, wall time, commands), results.png, claims.png, cams.png.
 #
-# Budget (measured on the 2-core dev machine, load ~3.5): cifar_resnet20 trains 5,000 32-px images at ~320 img/s
-# (15.5 s per epoch); one run's evaluation (clean + corruptions on 300 + temperature + FGSM/PGD on 500 + occlusion
-# on 1,000 + OOD + train split) takes 2-4 min. 21 CIFAR runs + 4 canvas runs (1,500 64-px images each) at
-# EPOCHS=20: ~110 + ~25 min of training and ~50-80 min of evaluation, about 3-3.5 hours. EPOCHS=30 adds ~1 hour.
+# Budget (measured on the shared 2-core dev machine): cifar_resnet20 trains 5,000 32-px images at ~1,000 img/s when
+# the machine is otherwise idle (4.8 s per epoch), ~320 img/s at load 3.5 and 30-80 img/s at load 7. Why 40 epochs:
+# a 20-epoch pilot of the baseline still had train loss 0.85 and a falling validation NLL at epoch 15 (no
+# overfitting yet), while 40 epochs overfit (issue 14: train loss 0.21). One run's evaluation (clean + corruptions
+# on 300 + temperature + FGSM/PGD on 500 + occlusion on 1,000 + OOD + train split) takes ~1 min idle, 3-4 min at
+# load 4.5. 21 CIFAR runs + 4 canvas runs (1,500 64-px images each, ~1.2 CIFAR runs) at 40 epochs: ~85 min of
+# training and ~30 min of evaluation on an idle machine (~2 hours); a loaded machine multiplies that.
 #
-# Environment: EPOCHS (default 20), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (none; bf16
+# Environment: EPOCHS (default 40), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (none; bf16
 # measured no faster here: 328 vs 318 img/s), WARMUP (1),
 # TRAIN_PER_CLASS, VAL_PER_CLASS, SEEDS_MAIN, ALPHAS, METHODS (subset of the single-seed methods),
 # CANVAS, CANVAS_TRAIN_PER_CLASS (150), CANVAS_VAL_PER_CLASS (100), CANVAS_METHODS,
@@ -37,7 +40,7 @@ default_src=/work/shared/data/cifar10-jpeg/train
 [ -d "$default_src" ] || default_src=../shared/data/cifar10-jpeg/train
 SRC=${1:-$default_src}
 OUT=${2:-outputs/cifar10_claims}
-EPOCHS=${EPOCHS:-20}
+EPOCHS=${EPOCHS:-40}
 MODEL=${MODEL:-cifar_resnet20}
 LR=${LR:-0.1}
 WD=${WD:-5e-4}
