@@ -112,8 +112,28 @@ def evaluate_checkpoint(
     use_ema: bool = False,
     seed: int = 0,
     corruption_every: int = 1,
+    temperature: bool = False,
+    adversarial: bool = False,
+    epsilons: Sequence[float] = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255),
+    attacks: Sequence[str] = ("fgsm", "pgd"),
+    pgd_steps: int = 5,
+    adversarial_every: int = 1,
+    occlusion: bool = False,
+    occlusion_sizes: Sequence[int] | None = None,
+    occlusion_every: int = 1,
+    ood: bool = False,
+    ood_folders: Sequence[str] = (),
+    ood_n: int = 1000,
+    localization: bool = False,
+    boxes: str | Path | None = None,
+    box_format: str = "mixcut",
+    cam_threshold: float = 0.2,
+    cam_method: str = "auto",
 ) -> dict:
-    """Evaluate ``checkpoint`` on its validation split; write JSON and a reliability PNG; return the results."""
+    """Evaluate ``checkpoint`` on its validation split; write JSON and a reliability PNG; return the results.
+
+    The optional evaluators (temperature scaling, adversarial, occlusion, OOD, localization) add
+    their own keys to the result; see `claims_evaluations`."""
     from ..build import resolve_amp, resolve_device
     from ..data import build_data, load_source
     from ..models import create_model
@@ -192,6 +212,28 @@ def evaluate_checkpoint(
             "CIFAR-10-C parameters (Hendrycks & Dietterich, ICLR 2019), generated on the fly" + subset,
         )
 
+    claims = dict(temperature=temperature, adversarial=adversarial, occlusion=occlusion, ood=ood, localization=localization)
+    if any(claims.values()):
+        from .claims import ClaimOptions, claims_evaluations
+
+        opts = ClaimOptions(
+            **claims,
+            epsilons=tuple(epsilons),
+            attacks=tuple(attacks),
+            pgd_steps=pgd_steps,
+            adversarial_every=adversarial_every,
+            occlusion_sizes=tuple(occlusion_sizes) if occlusion_sizes is not None else None,
+            occlusion_every=occlusion_every,
+            ood_folders=tuple(ood_folders),
+            ood_n=ood_n,
+            boxes=boxes,
+            box_format=box_format,
+            cam_threshold=cam_threshold,
+            cam_method=cam_method,
+            seed=seed,
+        )
+        result.update(claims_evaluations(model, cfg, data, source, device, amp_dtype, opts, out, tag, title))
+
     result["wall_time_s"] = time.time() - t0
     from ..loggers import write_json_atomic
 
@@ -217,5 +259,34 @@ def format_result(result: dict) -> str:
                 + "".join(f"{row[s]['top1']:>8.2f}" for s in sev)
                 + f"{result['corruption_top1_by_name'][name]:>8.2f}"
             )
+    if "temperature_scaling" in result:
+        ts = result["temperature_scaling"]
+        b, a = ts["before"], ts["after"]
+        lines.append(
+            f"temperature scaling T {ts['temperature']:.3f} (fit on {ts['calibration_n']}, evaluated on {ts['eval_n']}): "
+            f"ECE {b['ece']:.2f} -> {a['ece']:.2f}  NLL {b['nll']:.4f} -> {a['nll']:.4f}  "
+            f"Brier {b['brier']:.4f} -> {a['brier']:.4f}"
+        )
+    if "adversarial" in result:
+        adv = result["adversarial"]
+        for attack in ("fgsm", "pgd"):
+            if attack in adv:
+                lines.append(f"{attack} top1 by eps: " + "  ".join(f"{e} {v:.2f}" for e, v in adv[attack].items()))
+    if "occlusion" in result:
+        for mode in ("hole", "border"):
+            curve = result["occlusion"][mode]
+            lines.append(f"occlusion {mode} top1 by size: " + "  ".join(f"{k} {v:.1f}" for k, v in curve.items()))
+    if "ood" in result:
+        for name, r in result["ood"]["sets"].items():
+            lines.append(
+                f"ood {name:<16} AUROC msp {r['msp']['auroc']:.2f} energy {r['energy']['auroc']:.2f}  "
+                f"FPR95 msp {r['msp']['fpr95']:.2f} energy {r['energy']['fpr95']:.2f}"
+            )
+    if "localization" in result:
+        loc = result["localization"]
+        lines.append(
+            f"localization ({loc['method']}, threshold {loc['threshold']}): Top-1 Loc {loc['top1_loc']:.2f}  "
+            f"GT-known Loc {loc['gt_known_loc']:.2f}  (top1 {loc['top1']:.2f}, n {loc['n']})"
+        )
     lines.append(f"written: {result['json']} and {result['reliability_png']}")
     return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""A class-balanced subset of an image folder, as symbolic links (no image is copied).
+
+    python scripts/make_subset.py /work/shared/data/cifar10-jpeg/train data/c10_5k --train-per-class 500 --val-per-class 300
+
+Writes OUT/train/<class>/ (TRAIN per class) and OUT/val/<class>/ (VAL per class, disjoint
+from train), chosen at random by --seed, so `data=folder data.root=OUT` trains on the
+subset and validates on the held-out images. With --train-as-val OUT2, also writes
+OUT2/train and OUT2/val both linking the training images: evaluating a checkpoint with
+``data.root=OUT2`` measures its accuracy on its own (unaugmented) training images, for
+the train-val gap. Rerunning with the same arguments changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from mixcut.data.folder import find_classes, scan_split
+
+
+def link_all(pairs: list[tuple[str, Path]]) -> None:
+    for src, dst in pairs:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.is_symlink():
+            os.symlink(os.path.abspath(src), dst)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="SOURCE/<class>/<image>")
+    p.add_argument("out")
+    p.add_argument("--train-per-class", type=int, required=True)
+    p.add_argument("--val-per-class", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-as-val", default=None, metavar="OUT2", help="also a root whose val/ is the training subset")
+    args = p.parse_args(argv)
+
+    src, out = Path(args.source), Path(args.out)
+    classes = find_classes(src)
+    split = scan_split(src, classes)
+    labels = torch.tensor(split.labels)
+    gen = torch.Generator().manual_seed(args.seed)
+    train, val = [], []
+    for c, name in enumerate(classes):
+        idx = (labels == c).nonzero().flatten()
+        need = args.train_per_class + args.val_per_class
+        if len(idx) < need:
+            print(f"error: class {name} has {len(idx)} images; need {need}.", file=sys.stderr)
+            return 2
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        for i in idx[: args.train_per_class].sort().values.tolist():
+            train.append((split.paths[i], name))
+        for i in idx[args.train_per_class : need].sort().values.tolist():
+            val.append((split.paths[i], name))
+    link_all([(s, out / "train" / c / Path(s).name) for s, c in train])
+    link_all([(s, out / "val" / c / Path(s).name) for s, c in val])
+    if args.train_as_val:
+        twin = Path(args.train_as_val)
+        link_all([(s, twin / sub / c / Path(s).name) for s, c in train for sub in ("train", "val")])
+    print(f"{out}: {len(train)} training and {len(val)} validation images, {len(classes)} classes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
