@@ -172,6 +172,19 @@ class _ImageDataset(Dataset):
                 return None, None, str(self.split.paths[index])
 
 
+def loader_batches(loader):
+    """The loader's batches; a worker's DataError comes out as one clean line."""
+    it = iter(loader)
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except DataError as e:
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            raise DataError(lines[-1].split("DataError: ", 1)[-1]) from None
+
+
 def _collate(items):
     good = [it for it in items if it[2] is None]
     bad = [it[2] for it in items if it[2] is not None]
@@ -235,7 +248,7 @@ class LoaderBatches(BatchStream):
         seeds = mix_seeds((self.seed, epoch), pos[first:stop].numpy(), (SALT_SAMPLE_AUGMENT,))
         self.sampler.items = list(zip(idx[first:stop].tolist(), seeds.tolist()))
         self._epoch_bad = 0
-        for b, (x, y, bad) in enumerate(self._batches(), start=start):
+        for b, (x, y, bad) in enumerate(loader_batches(self.loader), start=start):
             for path in bad:
                 self._epoch_bad += 1
                 if path not in self.bad_images:
@@ -247,18 +260,6 @@ class LoaderBatches(BatchStream):
             if self.batch_augment is not None:
                 x = self.batch_augment(x, epoch, b)
             yield self.finish(x), y.to(self.device, non_blocking=True)
-
-    def _batches(self):
-        """The loader's batches; a worker's DataError comes out as one clean line."""
-        it = iter(self.loader)
-        while True:
-            try:
-                yield next(it)
-            except StopIteration:
-                return
-            except DataError as e:
-                lines = [ln for ln in str(e).splitlines() if ln.strip()]
-                raise DataError(lines[-1].split("DataError: ", 1)[-1]) from None
 
     def end_epoch_report(self) -> dict:
         if self._epoch_bad:

@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import ConfigError, DataError
 from .folder import BadImage, load_rgb
-from .pipelines import BatchAugment, BatchStream
+from .pipelines import BatchAugment, BatchStream, loader_batches
 from .sampling import batch_slices, eval_shard, mix_seed, seeded_globals
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,7 @@ class ShardBatches(BatchStream):
         self.dataset.state.copy_(torch.tensor([epoch, start, self.limit or 0]))
         total, nxt, held = len(self), start, {}
         self._epoch_bad = 0
-        for p, x, y, bad in self._batches():
+        for p, x, y, bad in loader_batches(self.loader):
             held[p] = (x, y, bad)
             while nxt in held:  # round robin order, shifted after a mid-epoch resume: a few batches at most
                 x, y, bad = held.pop(nxt)
@@ -303,17 +303,6 @@ class ShardBatches(BatchStream):
                 yield self.finish(x), y.to(self.device, non_blocking=True)
         if nxt != total:
             raise DataError(f"the shard stream ended after batch {nxt} of {total}; the shards do not match their index.")
-
-    def _batches(self):
-        it = iter(self.loader)
-        while True:
-            try:
-                yield next(it)
-            except StopIteration:
-                return
-            except DataError as e:  # a worker's DataError as one clean line
-                lines = [ln for ln in str(e).splitlines() if ln.strip()]
-                raise DataError(lines[-1].split("DataError: ", 1)[-1]) from None
 
     def _count_bad(self, bad: list[str]) -> None:
         for name in bad:
