@@ -50,15 +50,30 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    # auto is fp32 on every CPU: even where bf16 is native (AVX512-BF16) it measured no
+    # faster for the CIFAR models, was not bitwise reproducible, and torch 2.14's oneDNN
+    # bf16 conv backward now and then returns NaN weight gradients (scripts/dev/bf16_cpu_nan.py).
     if amp == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_has_fast_bf16() else None
+        return None
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError(
             "trainer.amp=fp16 needs a CUDA device (its gradient scaler is CUDA-only); on CPU use trainer.amp=bf16 or none."
         )
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def cpu_bf16_note(amp_dtype: torch.dtype | None, device: torch.device) -> str | None:
+    """What a user who asked for bf16 on a CPU should know (auto never picks it there)."""
+    if amp_dtype != torch.bfloat16 or device.type != "cpu":
+        return None
+    if not cpu_has_fast_bf16():
+        return "trainer.amp=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): emulated, many times slower than fp32."
+    return (
+        "trainer.amp=bf16 on CPU: not bitwise reproducible; steps whose gradients come out non-finite "
+        "are handled by trainer.on_nonfinite."
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -243,5 +258,5 @@ def build(
         on_nonfinite=t.on_nonfinite,
         max_nonfinite=t.max_nonfinite,
     )
-    notes = [n for n in (size_note, compile_note) if n]
+    notes = [n for n in (size_note, compile_note, cpu_bf16_note(amp_dtype, device)) if n]
     return Built(data=data, num_classes=num_classes, mixer=mixer, model=model, parts=parts, notes=notes)

@@ -2,7 +2,7 @@
 
 batch -> mix (on the device) -> forward under autocast -> soft-target loss
       -> backward (scaled for fp16) -> [every grad_accum_steps batches:
-         unscale, clip, non-finite check, optimizer step, EMA update,
+         non-finite check (loss and gradients), unscale, clip, optimizer step, EMA update,
          per-step lr update]
 """
 
@@ -21,7 +21,7 @@ from .wrappers import unwrap_model
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or Inf loss and the policy says to stop."""
+    """Training produced a NaN or Inf loss or gradient and the policy says to stop."""
 
 
 @dataclass
@@ -65,20 +65,26 @@ class StepParts:
 
 
 def _optimizer_step(parts: StepParts, state: TrainState, loss_value: torch.Tensor) -> bool:
-    """Finish one update; returns False if it was skipped for a non-finite loss."""
+    """Finish one update; returns False if it was skipped for a non-finite loss or gradient."""
     opt, scaler = parts.optimizer, parts.scaler
-    # One 4-byte read per update; on CPU it is free, on CUDA it is the only sync.
-    if not bool(torch.isfinite(loss_value)):
+    params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    finite = torch.isfinite(loss_value)
+    grad_norm = None
+    if scaler is None:  # fp16's scaler checks the gradients itself (an overflow skips, it is not an error)
+        # A finite loss can still give NaN gradients (seen with bf16 conv backward on CPU).
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        finite = finite & torch.isfinite(grad_norm)
+    # One 1-byte read per update; on CPU it is free, on CUDA it is the only sync.
+    if not bool(finite):
         opt.zero_grad(set_to_none=True)
         state.nonfinite_total += 1
         state.nonfinite_streak += 1
+        what = f"loss ({loss_value.item()})" if not torch.isfinite(loss_value) else "gradient"
         if parts.on_nonfinite == "abort":
-            raise NonFiniteLossError(
-                f"non-finite loss ({loss_value.item()}) at step {state.global_step + 1} (epoch {state.epoch + 1})."
-            )
+            raise NonFiniteLossError(f"non-finite {what} at step {state.global_step + 1} (epoch {state.epoch + 1}).")
         if state.nonfinite_streak >= parts.max_nonfinite:
             raise NonFiniteLossError(
-                f"{state.nonfinite_streak} non-finite losses in a row up to step {state.global_step + 1}; "
+                f"{state.nonfinite_streak} non-finite losses or gradients in a row up to step {state.global_step + 1}; "
                 "lower optim.lr, add trainer.clip_grad=1.0, or check the data."
             )
         return False
@@ -86,9 +92,10 @@ def _optimizer_step(parts: StepParts, state: TrainState, loss_value: torch.Tenso
     if parts.clip_grad is not None:
         if scaler is not None:
             scaler.unscale_(opt)
-        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
         if parts.clip_mode == "norm":
-            torch.nn.utils.clip_grad_norm_(params, parts.clip_grad)
+            if grad_norm is None:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+            torch.nn.utils.clip_grads_with_norm_(params, parts.clip_grad, grad_norm)
         else:
             torch.nn.utils.clip_grad_value_(params, parts.clip_grad)
     if scaler is not None:

@@ -196,7 +196,7 @@ class TrainerConfig:
     epochs: int = 10
     batch_size: int = 128
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: Precision = Precision.auto  # auto: bf16 on CUDA and on CPUs with native bf16, else fp32
+    amp: Precision = Precision.auto  # auto: bf16 on CUDA (fp16 without bf16 support), fp32 on CPU
     seed: int = 0
     deterministic: bool = False
     compile: str = "auto"  # auto (compile on CUDA only) | true | false (see mixcut.runtime.compile)
