@@ -101,3 +101,9 @@ def cifar_resnet56(pretrained: bool = False, **kwargs) -> CifarResNet:
 def cifar_resnet20_w4(pretrained: bool = False, **kwargs) -> CifarResNet:
     """ResNet-20 at 4x width (64/128/256 channels, 4.3M parameters)."""
     return _cifar_resnet(20, 4, pretrained, **kwargs)
+
+
+@register_model
+def cifar_resnet20_w2(pretrained: bool = False, **kwargs) -> CifarResNet:
+    """ResNet-20 at 2x width (32/64/128 channels, 1.1M parameters): the claims study's capacity check."""
+    return _cifar_resnet(20, 2, pretrained, **kwargs)

@@ -11,7 +11,7 @@
 #   canvas/     scripts/make_canvas_set.py: CANVAS_TRAIN_PER_CLASS objects per class pasted on CANVAS px clutter,
 #               with boxes.txt (localization runs are trained on it in the same regime)
 # Runs (each trained once; finished steps are skipped, so rerunning resumes the study):
-#   none, mixup, cutmix, deit                     x SEEDS_MAIN (default "0 1 2")
+#   MAIN_METHODS (default none, mixup, cutmix, deit)   x SEEDS_MAIN (default "0 1 2")
 #   cutout, manifold_mixup, fmix, resizemix, saliencymix   first seed
 #   mixup and cutmix at every alpha of ALPHAS (default "0.2 0.5"; the main runs use alpha 1.0)   first seed
 #   canvas: CANVAS_METHODS (default "none mixup cutmix cutout")   first seed
@@ -30,7 +30,8 @@
 #
 # Environment: EPOCHS (default 40), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (none; bf16
 # measured no faster here: 328 vs 318 img/s), WARMUP (1),
-# TRAIN_PER_CLASS, VAL_PER_CLASS, SEEDS_MAIN, ALPHAS, METHODS (subset of the single-seed methods),
+# TRAIN_PER_CLASS, VAL_PER_CLASS, SEEDS_MAIN, MAIN_METHODS (the every-seed methods), ALPHAS, METHODS (the
+# single-seed methods); an empty ALPHAS, METHODS or CANVAS_METHODS skips those runs,
 # CANVAS, CANVAS_TRAIN_PER_CLASS (150), CANVAS_VAL_PER_CLASS (100), CANVAS_METHODS,
 # ADV_EVERY (6: 500 images), OCC_EVERY (3: 1,000 images), PGD_STEPS (3), EVAL_BATCH (250; at most the training split), EVAL_EXTRA (more evaluate.py options), EXTRA (more train.py overrides, e.g.
 # "trainer.limit_train_batches=2" for a smoke test), CORRUPTIONS (1), PYTHON.
@@ -49,11 +50,11 @@ AMP=${AMP:-none}
 TRAIN_PER_CLASS=${TRAIN_PER_CLASS:-500}
 VAL_PER_CLASS=${VAL_PER_CLASS:-300}
 SEEDS_MAIN=${SEEDS_MAIN:-"0 1 2"}
-ALPHAS=${ALPHAS:-"0.2 0.5"}
+ALPHAS=${ALPHAS-"0.2 0.5"}
 CANVAS=${CANVAS:-64}
 CANVAS_TRAIN_PER_CLASS=${CANVAS_TRAIN_PER_CLASS:-150}
 CANVAS_VAL_PER_CLASS=${CANVAS_VAL_PER_CLASS:-100}
-CANVAS_METHODS=${CANVAS_METHODS:-"none mixup cutmix cutout"}
+CANVAS_METHODS=${CANVAS_METHODS-"none mixup cutmix cutout"}
 ADV_EVERY=${ADV_EVERY:-6}
 OCC_EVERY=${OCC_EVERY:-3}
 PGD_STEPS=${PGD_STEPS:-3}
@@ -70,7 +71,7 @@ T_START=$(date +%s)
 mkdir -p "$OUT/data"
 [ -d "$OUT/data/c10/val" ] || "$PY" scripts/make_subset.py "$SRC" "$OUT/data/c10" --train-per-class "$TRAIN_PER_CLASS" \
     --val-per-class "$VAL_PER_CLASS" --train-as-val "$OUT/data/c10_train"
-[ -f "$OUT/data/canvas/boxes.txt" ] || "$PY" scripts/make_canvas_set.py "$SRC" "$OUT/data/canvas" --canvas "$CANVAS" \
+[ -z "${CANVAS_METHODS// }" ] || [ -f "$OUT/data/canvas/boxes.txt" ] || "$PY" scripts/make_canvas_set.py "$SRC" "$OUT/data/canvas" --canvas "$CANVAS" \
     --train-per-class "$CANVAS_TRAIN_PER_CLASS" --val-per-class "$CANVAS_VAL_PER_CLASS"
 
 # one regime for every run; only mix= (and the data, for the canvas runs) differs
@@ -91,17 +92,18 @@ declare -A MIX=(
   [resizemix]="mix=resizemix"
   [saliencymix]="mix=saliencymix"
 )
-read -r -a SINGLE <<< "${METHODS:-cutout manifold_mixup fmix resizemix saliencymix}"
+read -r -a SINGLE <<< "${METHODS-cutout manifold_mixup fmix resizemix saliencymix}"
+read -r -a MAIN <<< "${MAIN_METHODS-none mixup cutmix deit}"
 
 # JOBS: "run name|label|overrides"; first seed of everything first, so a study cut short has every method
 JOBS=()
-for m in none mixup cutmix deit "${SINGLE[@]}"; do JOBS+=("$m-s$S0|$m|${MIX[$m]} trainer.seed=$S0"); done
+for m in "${MAIN[@]}" "${SINGLE[@]}"; do JOBS+=("$m-s$S0|$m|${MIX[$m]} trainer.seed=$S0"); done
 for a in $ALPHAS; do
   JOBS+=("mixup_a$a-s$S0|mixup_a$a|mix=mixup mix.alpha=$a trainer.seed=$S0")
   JOBS+=("cutmix_a$a-s$S0|cutmix_a$a|mix=cutmix mix.alpha=$a mix.prob=0.5 trainer.seed=$S0")
 done
 for s in "${MAIN_SEEDS[@]:1}"; do
-  for m in none mixup cutmix deit; do JOBS+=("$m-s$s|$m|${MIX[$m]} trainer.seed=$s"); done
+  for m in "${MAIN[@]}"; do JOBS+=("$m-s$s|$m|${MIX[$m]} trainer.seed=$s"); done
 done
 for m in $CANVAS_METHODS; do JOBS+=("canvas_$m-s$S0|$m|${MIX[$m]} trainer.seed=$S0"); done
 
@@ -142,8 +144,10 @@ done
 title="CIFAR-10 JPEG subset ($((TRAIN_PER_CLASS * 10)) train / $((VAL_PER_CLASS * 10)) val), $MODEL, $EPOCHS epochs"
 "$PY" scripts/summarize.py "${main_runs[@]}" --label logger.run_name --md "$OUT/table.md" --png "$OUT/results.png" \
     --claims-png "$OUT/claims.png" --verdicts-md "$OUT/verdicts.md" --title "$title" > /dev/null
-"$PY" scripts/summarize.py "${canvas_runs[@]}" --label logger.run_name --md "$OUT/table_canvas.md" \
-    --cams-png "$OUT/cams.png" --verdicts-md "$OUT/verdicts_canvas.md" --title "canvas localization" > /dev/null
+rm -f "$OUT/table_canvas.md" "$OUT/verdicts_canvas.md"
+[ ${#canvas_runs[@]} -eq 0 ] || "$PY" scripts/summarize.py "${canvas_runs[@]}" --label logger.run_name \
+    --md "$OUT/table_canvas.md" --cams-png "$OUT/cams.png" --verdicts-md "$OUT/verdicts_canvas.md" \
+    --title "canvas localization" > /dev/null
 {
   echo "## The claims, at CPU scale: $title"
   echo
@@ -169,15 +173,16 @@ EOF
   echo
   cat "$OUT/verdicts.md"
   echo
-  cat "$OUT/verdicts_canvas.md"
-  echo
+  [ -f "$OUT/verdicts_canvas.md" ] && { cat "$OUT/verdicts_canvas.md"; echo; }
   cat "$OUT/table.md"
   echo
-  echo "### Localization on the canvas set (${CANVAS}px, $((CANVAS_TRAIN_PER_CLASS * 10)) training images)"
-  echo
-  cat "$OUT/table_canvas.md"
-  echo
-  echo "Study command: \`EPOCHS=$EPOCHS MODEL=$MODEL SEEDS_MAIN=\"$SEEDS_MAIN\" ALPHAS=\"$ALPHAS\" scripts/reproduce/cifar10_claims.sh $SRC $OUT\`"
+  if [ -f "$OUT/table_canvas.md" ]; then
+    echo "### Localization on the canvas set (${CANVAS}px, $((CANVAS_TRAIN_PER_CLASS * 10)) training images)"
+    echo
+    cat "$OUT/table_canvas.md"
+    echo
+  fi
+  echo "Study command: \`EPOCHS=$EPOCHS MODEL=$MODEL SEEDS_MAIN=\"$SEEDS_MAIN\" MAIN_METHODS=\"${MAIN[*]}\" METHODS=\"${SINGLE[*]}\" ALPHAS=\"$ALPHAS\" CANVAS_METHODS=\"$CANVAS_METHODS\" scripts/reproduce/cifar10_claims.sh $SRC $OUT\`"
   echo "(this script's own wall time in this invocation: $(( ($(date +%s) - T_START) / 60 )) min)"
 } > "$OUT/results.md"
 echo "written: $OUT/results.md, results.png, claims.png, cams.png"
