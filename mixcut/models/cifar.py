@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch.nn as nn
 from timm.models import register_model
 
+from ._base import build
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
@@ -32,9 +34,7 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32x32 inputs; ``stages`` exposes the three stages."""
 
-    def __init__(
-        self, depth: int = 20, width: int = 1, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, **_
-    ) -> None:
+    def __init__(self, depth: int = 20, width: int = 1, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110); got {depth}.")
@@ -78,11 +78,14 @@ class CifarResNet(nn.Module):
 
 
 def _cifar_resnet(depth: int, width: int, pretrained: bool, **kwargs) -> CifarResNet:
-    if pretrained:
-        raise ValueError("mixcut's CIFAR ResNets have no pretrained weights; set model.pretrained=false.")
-    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "drop_path_rate"):
-        kwargs.pop(key, None)
-    return CifarResNet(depth=depth, width=width, **kwargs)
+    # an option the network does not take is a TypeError naming it, not silently dropped
+    return build(
+        CifarResNet,
+        f"cifar_resnet{depth}" + (f"_w{width}" if width > 1 else ""),
+        pretrained,
+        {"depth": depth, "width": width},
+        kwargs,
+    )
 
 
 @register_model

@@ -111,7 +111,9 @@ def test_in_chans_and_drop_rate():
     assert [m.p for m in wrn.modules() if isinstance(m, torch.nn.Dropout) and m is not wrn.head_drop] == [0.3] * 3
 
 
-@pytest.mark.parametrize("name", ["preact_resnet18", "wide_resnet28_10", "pyramidnet200_240", "cifar_resnet18"])
+@pytest.mark.parametrize(
+    "name", ["preact_resnet18", "wide_resnet28_10", "pyramidnet200_240", "cifar_resnet18", "cifar_resnet20"]
+)
 def test_pretrained_is_refused_clearly(name):
     with pytest.raises(ValueError, match="pretrained"):
         timm.create_model(name, pretrained=True)
@@ -124,6 +126,11 @@ def test_unknown_options_fail_with_the_model_name():
         create_model(OmegaConf.structured(ModelConfig(name="pyramidnet200_240", kwargs={"alpah": 200})), 100)
     with pytest.raises(ConfigError, match="stochastic depth"):
         create_model(OmegaConf.structured(ModelConfig(name="wide_resnet28_10", drop_path_rate=0.1)), 10)
+    # the CIFAR ResNets used to swallow unknown keywords: a typo trained the default network
+    with pytest.raises(ConfigError, match="cifar_resnet20.*unexpected keyword argument 'widht'"):
+        create_model(OmegaConf.structured(ModelConfig(name="cifar_resnet20", kwargs={"widht": 2})), 10)
+    with pytest.raises(ConfigError, match="cifar_resnet20_w2 has no stochastic depth"):
+        create_model(OmegaConf.structured(ModelConfig(name="cifar_resnet20_w2", drop_path_rate=0.1)), 10)
     with pytest.raises(ValueError, match="6n\\+4"):
         timm.create_model("wide_resnet", depth=27)
     with pytest.raises(ValueError, match="9n\\+2"):
