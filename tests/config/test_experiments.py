@@ -26,6 +26,19 @@ REQUIRED = [
 ]
 
 
+MIXER_CLASS = {
+    "none": "NoMix",
+    "mixup": "Mixup",
+    "cutmix": "CutMix",
+    "deit": "MixChoice",
+    "cutout": "Cutout",
+    "fmix": "FMix",
+    "manifold_mixup": "ManifoldMixup",
+    "resizemix": "ResizeMix",
+    "saliencymix": "SaliencyMix",
+}
+
+
 def _compose(name: str):
     cfg = compose([f"experiment={name}"])
     if cfg.data.name == "imagenet":  # ImageNet recipes leave data.root to the user
@@ -44,7 +57,12 @@ def test_experiment_composes_and_builds_its_model_and_mixer(name):
     cfg = _compose(name)
     check(cfg)
     num_classes = cfg.data.num_classes or CLASSES[cfg.data.name]
-    assert build_mixer(cfg, num_classes, seed=0).__class__.__name__  # the mix options are ones the mixer takes
+    mixer = build_mixer(cfg, num_classes, seed=0)  # the mix options are ones the mixer takes ...
+    assert type(mixer).__name__ == MIXER_CLASS[cfg.mix.name]  # ... and reach the mixer the file names
+    assert mixer.num_classes == num_classes and mixer.label_smoothing == cfg.loss.label_smoothing
+    for key in ("alpha", "prob", "size", "mode"):
+        if cfg.mix.name != "none" and key in cfg.mix and hasattr(mixer, key):
+            assert getattr(mixer, key) == cfg.mix[key], (name, key)
     with torch.device("meta"):  # shapes only: the 86M-parameter DeiT-B costs nothing here
         model = create_model(cfg.model, num_classes)
     assert model.num_classes == num_classes
