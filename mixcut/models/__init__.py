@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from . import cifar, preact_resnet, pyramidnet, wide_resnet  # noqa: F401  (register the CIFAR networks in timm)
+from .hub import offline_unless_hub_reachable
 from .init import pretrained_offline_message
 
 
@@ -73,14 +74,15 @@ def _build(model_cfg, num_classes: int, in_chans: int, kwargs: dict) -> nn.Modul
 
 def _create(model_cfg, num_classes: int, in_chans: int, kwargs: dict) -> nn.Module:
     try:
-        return timm.create_model(
-            model_cfg.name,
-            pretrained=model_cfg.pretrained,
-            num_classes=num_classes,
-            in_chans=in_chans,
-            drop_rate=model_cfg.drop_rate,
-            **kwargs,
-        )
+        with offline_unless_hub_reachable(model_cfg.pretrained):
+            return timm.create_model(
+                model_cfg.name,
+                pretrained=model_cfg.pretrained,
+                num_classes=num_classes,
+                in_chans=in_chans,
+                drop_rate=model_cfg.drop_rate,
+                **kwargs,
+            )
     except ValueError as e:
         raise ConfigError(f"cannot build model {model_cfg.name!r} with these options: {e}") from e
     except (OSError, RuntimeError) as e:

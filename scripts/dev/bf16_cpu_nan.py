@@ -36,7 +36,9 @@ def main() -> None:
             bad += 1
             print(f"model {i}: finite loss {loss.item():.3f}, non-finite gradient in {sorted(names)}")
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    print(f"{bad}/{args.models} models gave non-finite gradients ({args.dtype}, torch {torch.__version__}, native bf16: {native})")
+    print(
+        f"{bad}/{args.models} models gave non-finite gradients ({args.dtype}, torch {torch.__version__}, native bf16: {native})"
+    )
 
 
 if __name__ == "__main__":

@@ -111,9 +111,7 @@ def test_in_chans_and_drop_rate():
     assert [m.p for m in wrn.modules() if isinstance(m, torch.nn.Dropout) and m is not wrn.head_drop] == [0.3] * 3
 
 
-@pytest.mark.parametrize(
-    "name", ["preact_resnet18", "wide_resnet28_10", "pyramidnet200_240", "cifar_resnet18", "cifar_resnet20"]
-)
+@pytest.mark.parametrize("name", ["preact_resnet18", "wide_resnet28_10", "pyramidnet200_240", "cifar_resnet18", "cifar_resnet20"])
 def test_pretrained_is_refused_clearly(name):
     with pytest.raises(ValueError, match="pretrained"):
         timm.create_model(name, pretrained=True)
