@@ -230,6 +230,7 @@ class Trainer:
         models = {"val": self.built.model}  # unwrapped: no DDP collectives, ranks may hold different batch counts
         if self.parts.ema is not None:
             models["ema_val"] = self.parts.ema.module
+        D.broadcast_buffers(*models.values())  # every rank validates the model rank 0 saves
         for prefix, model in models.items():
             metrics = evaluate_split(model, self.data.val, self.num_classes, self.device, self.amp_dtype)
             metrics.pop("reliability")

@@ -121,6 +121,20 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
+def broadcast_buffers(*modules: torch.nn.Module, src: int = 0) -> None:
+    """Every rank takes rank ``src``'s buffers (BatchNorm running statistics).
+
+    DDP sends rank 0's buffers at the start of each training forward, but that forward then
+    updates each rank's copy with its own batch (and an EMA copies them), so after the last
+    step the ranks hold different statistics: without this they would validate different
+    models, none of them exactly the one rank 0 saves."""
+    if not is_initialized():
+        return
+    for module in modules:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=src)
+
+
 def gather_objects(obj) -> list:
     """Every rank's ``obj``, in rank order, on every rank."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -1,7 +1,7 @@
 """Multi-process training with torchrun on CPU (Gloo, 2 processes): one run directory across an elastic
 restart after a killed worker, gradients equal to one process with the double batch, every validation sample
-counted once, the world-size check on resume. Three torchrun launches; single-process runs happen in this
-process (no extra launch)."""
+counted once, the world-size check on resume, the batch-norm statistics every rank validates. Four torchrun
+launches; single-process runs happen in this process (no extra launch)."""
 
 from __future__ import annotations
 
@@ -124,4 +124,19 @@ def test_evaluation_counts_every_sample_once_at_world_size_two(tmp_path):
     two = json.loads((tmp_path / "eval2" / "summary.json").read_text())
     assert one["val_samples"] == two["val_samples"] == 101
     for key in ("top1", "top5", "nll", "ece", "brier"):
+        assert one[key] == pytest.approx(two[key], rel=1e-5, abs=1e-6), key
+
+
+def test_ranks_validate_the_batch_norm_statistics_rank_0_saves(tmp_path):
+    """After the last step each rank's BatchNorm statistics include its own last batch; the validation
+    of a 2-rank run must equal a 1-process evaluation of the checkpoint rank 0 saved."""
+    run_dir = tmp_path / "two"
+    args = SMALL + ["trainer.epochs=1", "trainer.batch_size=8", "trainer.ema=true"]
+    proc = torchrun(args + [f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((run_dir / "summary.json").read_text())
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    assert any(k.endswith("running_mean") for k in checkpoint(run_dir)["model"])  # a batch-norm network
+    one = train(SMALL + ["trainer.eval_only=true", f"trainer.resume={ckpt}", "trainer.ema=true"], tmp_path / "one")
+    for key in ("top1", "nll", "ece", "brier"):
         assert one[key] == pytest.approx(two[key], rel=1e-5, abs=1e-6), key
