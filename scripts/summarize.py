@@ -314,6 +314,9 @@ def claims_chart(rows: list[dict], path: str | Path, title: str | None = None) -
     from matplotlib.figure import Figure
 
     groups = group(rows)
+    # ten colours, then the same ten dashed: a study of 13 methods keeps every line distinguishable
+    colours = [f"C{i}" for i in range(10)]
+    style = {m: dict(color=colours[i % 10], ls="-" if i < 10 else "--") for i, m in enumerate(groups)}
     fig = Figure(figsize=(15, 8))
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 3).flatten()
@@ -335,11 +338,18 @@ def claims_chart(rows: list[dict], path: str | Path, title: str | None = None) -
             if key == "reliability":
                 rel = curves[0][which]
                 used = [i for i, c in enumerate(rel["count"]) if c > 0]
-                ax.plot([rel["confidence"][i] for i in used], [rel["accuracy"][i] for i in used], "o-", ms=3, label=method)
+                ax.plot(
+                    [rel["confidence"][i] for i in used],
+                    [rel["accuracy"][i] for i in used],
+                    marker="o",
+                    ms=3,
+                    label=method,
+                    **style[method],
+                )
             else:
                 xs, ys = _mean_curve(curves)
                 xs = [x * 255 for x in xs] if key in ("fgsm", "pgd") else xs
-                ax.plot(xs, ys, "o-", ms=3, label=method)
+                ax.plot(xs, ys, marker="o", ms=3, label=method, **style[method])
         if key == "reliability":
             ax.plot([0, 1], [0, 1], "--", color="0.5", lw=1)
         if not drawn:
