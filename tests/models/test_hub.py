@@ -9,10 +9,13 @@ import sys
 import textwrap
 import time
 
+import pytest
 import timm
 import torch
 from _trainer_utils import REPO
 from safetensors.torch import save_file
+
+pytestmark = pytest.mark.slow  # two child interpreters
 
 # Run in a child so that the cache location (read by huggingface_hub at import) and the
 # simulated outage (every TCP connect fails, as on a machine without a network) are its own.
