@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import device_aug
 from .folder import BadImage, FileSplit, load_rgb
 from .sampling import (
@@ -120,11 +120,32 @@ class BatchAugment:
         return device_aug.pad_crop_flip(x, padding, a.hflip, self.generator, a.padding_mode)
 
 
+DEVICE_CACHE_SHARE = 0.5  # of the GPU's free memory a cached split may take: the rest is the model's and the batches'
+
+
+def check_device_room(nbytes: int, device: torch.device, name: str) -> None:
+    """Refuse (`ConfigError` naming ``data.cache=none``) to copy ``nbytes`` of split ``name``
+    onto a CUDA ``device`` that has less than twice that free: the copy would succeed and
+    the first training step would then run out of memory."""
+    if device.type != "cuda":
+        return
+    free, total = torch.cuda.mem_get_info(device)
+    if nbytes > DEVICE_CACHE_SHARE * free:
+        gib = 2**30
+        raise ConfigError(
+            f"data.cache=device: the {name} split needs {nbytes / gib:.2f} GiB on {device}, which has "
+            f"{free / gib:.2f} of {total / gib:.2f} GiB free (a cached split may take at most "
+            f"{DEVICE_CACHE_SHARE:.0%} of it); use data.cache=none to stream it from the host instead."
+        )
+
+
 class DeviceBatches(BatchStream):
     """Batches from a uint8 tensor held on the device, augmented on the device."""
 
     def __init__(self, split: TensorSplit, *, aug, img_size: int, **kw) -> None:
         super().__init__(len(split), **kw)
+        nbytes = split.images.nbytes + split.labels.nbytes
+        check_device_room(nbytes, self.device, "training" if self.train else "validation")
         self.images = split.images.to(self.device)
         self.labels = split.labels.to(self.device)
         self.aug, self.img_size = aug, img_size
