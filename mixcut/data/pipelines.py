@@ -214,6 +214,52 @@ def _collate(items):
     return torch.stack([it[0] for it in good]), torch.tensor([it[1] for it in good]), bad
 
 
+class ShortBatchFiller:
+    """Keeps every training batch at ``batch_size`` when unreadable images were skipped.
+
+    A batch that lost images is filled up with repeats of its own readable samples
+    (``good[i % n]``); a batch with no readable image repeats the epoch's previous
+    batch. Why not drop or refill from the next batches: the batch shape stays
+    constant (no recompile, no dynamic shapes under ``torch.compile``), and every
+    rank still runs the same number of steps whichever images it lost, so DDP's
+    collectives never wait for a rank that ran out; the result is a pure function
+    of the batch, so it is deterministic and needs no agreement between ranks.
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.previous: tuple[Tensor, Tensor] | None = None
+        self.filled = 0  # batches filled up this epoch
+
+    def start_epoch(self) -> None:
+        self.previous, self.filled = None, 0
+
+    def __call__(self, x: Tensor | None, y: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
+        if x is None:
+            if self.previous is None:
+                raise DataError(
+                    f"every image of training batch {batch} is unreadable and no earlier batch of this epoch can stand in "
+                    "for it; check the data set (data.on_bad_image=skip only bridges a few unreadable images)."
+                )
+            x, y = self.previous
+        elif x.shape[0] < self.batch_size:
+            repeat = torch.arange(self.batch_size) % x.shape[0]
+            x, y = x.index_select(0, repeat), y.index_select(0, repeat)
+        else:
+            self.previous = (x, y)
+            return x, y
+        self.filled += 1
+        self.previous = (x, y)
+        return x, y
+
+
+def filled_note(filler: ShortBatchFiller | None) -> str:
+    """The end-of-epoch warning's note on filled-up batches ("" when none)."""
+    if filler is None or not filler.filled:
+        return ""
+    return f"; {filler.filled} batch(es) filled up with repeats of readable samples to keep the batch size"
+
+
 class _PlannedSampler(Sampler):
     """Yields the (index, seed) items planned for the current epoch."""
 
@@ -260,6 +306,7 @@ class LoaderBatches(BatchStream):
         )
         self.bad_images: dict[str, int] = {}
         self._epoch_bad = 0
+        self.filler = ShortBatchFiller(self.batch_size) if self.train else None
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         idx, pos = self.order(epoch)
@@ -269,12 +316,16 @@ class LoaderBatches(BatchStream):
         seeds = mix_seeds((self.seed, epoch), pos[first:stop].numpy(), (SALT_SAMPLE_AUGMENT,))
         self.sampler.items = list(zip(idx[first:stop].tolist(), seeds.tolist()))
         self._epoch_bad = 0
+        if self.filler is not None:
+            self.filler.start_epoch()
         for b, (x, y, bad) in enumerate(loader_batches(self.loader), start=start):
             for path in bad:
                 self._epoch_bad += 1
                 if path not in self.bad_images:
                     log.warning("skipping unreadable image %s", path)
                 self.bad_images[path] = self.bad_images.get(path, 0) + 1
+            if self.filler is not None:
+                x, y = self.filler(x, y, b)
             if x is None:
                 continue
             x = x.to(self.device, non_blocking=True)
@@ -285,6 +336,9 @@ class LoaderBatches(BatchStream):
     def end_epoch_report(self) -> dict:
         if self._epoch_bad:
             log.warning(
-                "%d unreadable image(s) skipped this epoch (%d distinct files so far)", self._epoch_bad, len(self.bad_images)
+                "%d unreadable image(s) skipped this epoch (%d distinct files so far)%s",
+                self._epoch_bad,
+                len(self.bad_images),
+                filled_note(self.filler),
             )
         return {"bad_images": self._epoch_bad}
