@@ -23,9 +23,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from ..errors import ConfigError, DataError
 from . import device_aug
+from .erasing import RandomErasing
 from .folder import BadImage, FileSplit, load_rgb
 from .sampling import (
     SALT_BATCH_AUGMENT,
+    SALT_ERASING,
     SALT_SAMPLE_AUGMENT,
     batch_slices,
     eval_shard,
@@ -40,15 +42,16 @@ log = logging.getLogger(__name__)
 
 
 class Erasing:
-    """Random erasing on the normalized device batch (timm's implementation)."""
+    """Random erasing on the normalized device batch: timm's distribution, vectorised
+    (`erasing.RandomErasing`), with draws reseeded per (seed, epoch, batch, rank)."""
 
     def __init__(self, aug, device) -> None:
-        from timm.data.random_erasing import RandomErasing
+        self.op = RandomErasing(aug.re_prob, mode=str(aug.re_mode), max_count=aug.re_count)
+        self.generator = torch.Generator(device=device)
 
-        self.op = RandomErasing(aug.re_prob, mode=aug.re_mode, max_count=aug.re_count, device=str(device))
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.op(x)
+    def __call__(self, x: Tensor, seed: int) -> Tensor:
+        self.generator.manual_seed(seed)
+        return self.op(x, self.generator)
 
 
 class BatchStream:
@@ -89,10 +92,11 @@ class BatchStream:
         count = self.n // self.world_size if self.train else len(eval_shard(self.n, self.rank, self.world_size))
         return len(self.slices(count))
 
-    def finish(self, x: Tensor) -> Tensor:
+    def finish(self, x: Tensor, epoch: int, batch: int) -> Tensor:
+        """Normalise batch ``batch`` of ``epoch`` (and erase, when training)."""
         x = self.normalize(x)
         if self.train and self.erasing is not None:
-            x = self.erasing(x)
+            x = self.erasing(x, mix_seed(self.seed, epoch, batch, self.rank, SALT_ERASING))
         return x
 
     def end_epoch_report(self) -> dict:
@@ -160,7 +164,7 @@ class DeviceBatches(BatchStream):
             sel = idx[sl]
             x = self.images.index_select(0, sel)
             x = self.augment(x, epoch, b) if self.train else device_aug.resize_batch(x, self.img_size)
-            yield self.finish(x), self.labels.index_select(0, sel)
+            yield self.finish(x, epoch, b), self.labels.index_select(0, sel)
 
 
 # ------------------------------------------------------------- worker path
@@ -331,7 +335,7 @@ class LoaderBatches(BatchStream):
             x = x.to(self.device, non_blocking=True)
             if self.batch_augment is not None:
                 x = self.batch_augment(x, epoch, b)
-            yield self.finish(x), y.to(self.device, non_blocking=True)
+            yield self.finish(x, epoch, b), y.to(self.device, non_blocking=True)
 
     def end_epoch_report(self) -> dict:
         if self._epoch_bad:

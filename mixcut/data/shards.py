@@ -318,7 +318,7 @@ class ShardBatches(BatchStream):
                 x = x.to(self.device, non_blocking=True)
                 if self.batch_augment is not None:
                     x = self.batch_augment(x, epoch, nxt - 1)
-                yield self.finish(x), y.to(self.device, non_blocking=True)
+                yield self.finish(x, epoch, nxt - 1), y.to(self.device, non_blocking=True)
         if nxt != total:
             raise DataError(f"the shard stream ended after batch {nxt} of {total}; the shards do not match their index.")
 
