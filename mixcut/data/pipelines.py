@@ -223,38 +223,46 @@ class ShortBatchFiller:
 
     A batch that lost images is filled up with repeats of its own readable samples
     (``good[i % n]``); a batch with no readable image repeats the epoch's previous
-    batch. Why not drop or refill from the next batches: the batch shape stays
-    constant (no recompile, no dynamic shapes under ``torch.compile``), and every
-    rank still runs the same number of steps whichever images it lost, so DDP's
-    collectives never wait for a rank that ran out; the result is a pure function
-    of the batch, so it is deterministic and needs no agreement between ranks.
+    batch (or, at the start of an epoch, stands in with its first readable batch).
+    Why not drop it or refill from the next batches: the batch shape stays constant
+    (no recompile, no dynamic shapes under ``torch.compile``), and every rank still
+    runs the same number of steps whichever images it lost, so DDP's collectives never
+    wait for a rank that ran out; the result is a pure function of the rank's own
+    batches, so it is deterministic and needs no agreement between ranks.
     """
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
-        self.previous: tuple[Tensor, Tensor] | None = None
-        self.filled = 0  # batches filled up this epoch
+        self.filled = 0  # batches filled up or stood in for, this epoch
 
-    def start_epoch(self) -> None:
-        self.previous, self.filled = None, 0
-
-    def __call__(self, x: Tensor | None, y: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
-        if x is None:
-            if self.previous is None:
-                raise DataError(
-                    f"every image of training batch {batch} is unreadable and no earlier batch of this epoch can stand in "
-                    "for it; check the data set (data.on_bad_image=skip only bridges a few unreadable images)."
-                )
-            x, y = self.previous
-        elif x.shape[0] < self.batch_size:
-            repeat = torch.arange(self.batch_size) % x.shape[0]
-            x, y = x.index_select(0, repeat), y.index_select(0, repeat)
-        else:
-            self.previous = (x, y)
-            return x, y
-        self.filled += 1
-        self.previous = (x, y)
-        return x, y
+    def fill(self, batches: Iterator[tuple[int, Tensor | None, Tensor | None]]) -> Iterator[tuple[int, Tensor, Tensor]]:
+        """``(batch, images, labels)`` with ``images`` None for a batch without a readable
+        image in; every batch out, in order, with ``batch_size`` samples."""
+        self.filled = 0
+        previous: tuple[Tensor, Tensor] | None = None
+        waiting: list[int] = []  # unreadable batches before the epoch's first readable one
+        for b, x, y in batches:
+            if x is None:
+                if previous is None:
+                    waiting.append(b)
+                    continue
+                x, y = previous
+                self.filled += 1
+            elif x.shape[0] < self.batch_size:
+                repeat = torch.arange(self.batch_size) % x.shape[0]
+                x, y = x.index_select(0, repeat), y.index_select(0, repeat)
+                self.filled += 1
+            for w in waiting:
+                self.filled += 1
+                yield w, x, y
+            waiting = []
+            previous = (x, y)
+            yield b, x, y
+        if waiting:
+            raise DataError(
+                f"every image of the {len(waiting)} training batch(es) this rank read this epoch is unreadable; "
+                "check the data set (data.on_bad_image=skip only bridges a few unreadable images)."
+            )
 
 
 def filled_note(filler: ShortBatchFiller | None) -> str:
@@ -320,22 +328,24 @@ class LoaderBatches(BatchStream):
         seeds = mix_seeds((self.seed, epoch), pos[first:stop].numpy(), (SALT_SAMPLE_AUGMENT,))
         self.sampler.items = list(zip(idx[first:stop].tolist(), seeds.tolist()))
         self._epoch_bad = 0
-        if self.filler is not None:
-            self.filler.start_epoch()
-        for b, (x, y, bad) in enumerate(loader_batches(self.loader), start=start):
-            for path in bad:
-                self._epoch_bad += 1
-                if path not in self.bad_images:
-                    log.warning("skipping unreadable image %s", path)
-                self.bad_images[path] = self.bad_images.get(path, 0) + 1
-            if self.filler is not None:
-                x, y = self.filler(x, y, b)
+        batches = self._counted(enumerate(loader_batches(self.loader), start=start))
+        for b, x, y in self.filler.fill(batches) if self.filler is not None else batches:
             if x is None:
                 continue
             x = x.to(self.device, non_blocking=True)
             if self.batch_augment is not None:
                 x = self.batch_augment(x, epoch, b)
             yield self.finish(x, epoch, b), y.to(self.device, non_blocking=True)
+
+    def _counted(self, batches) -> Iterator[tuple[int, Tensor | None, Tensor | None]]:
+        """``(batch, images, labels)``, each unreadable image counted and named once."""
+        for b, (x, y, bad) in batches:
+            for path in bad:
+                self._epoch_bad += 1
+                if path not in self.bad_images:
+                    log.warning("skipping unreadable image %s", path)
+                self.bad_images[path] = self.bad_images.get(path, 0) + 1
+            yield b, x, y
 
     def end_epoch_report(self) -> dict:
         if self._epoch_bad:

@@ -301,26 +301,28 @@ class ShardBatches(BatchStream):
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         # read by the workers when the iteration starts (the limit may change after construction: benchmarks)
         self.dataset.state.copy_(torch.tensor([epoch, start, self.limit or 0]))
-        total, nxt, held = len(self), start, {}
+        total = len(self)
         self._epoch_bad = 0
-        if self.filler is not None:
-            self.filler.start_epoch()
-        for p, x, y, bad in loader_batches(self.loader):
-            held[p] = (x, y, bad)
-            while nxt in held:  # round robin order, shifted after a mid-epoch resume: a few batches at most
-                x, y, bad = held.pop(nxt)
-                nxt += 1
-                self._count_bad(bad)
-                if self.filler is not None:
-                    x, y = self.filler(x, y, nxt - 1)
-                if x is None:
-                    continue
-                x = x.to(self.device, non_blocking=True)
-                if self.batch_augment is not None:
-                    x = self.batch_augment(x, epoch, nxt - 1)
-                yield self.finish(x, epoch, nxt - 1), y.to(self.device, non_blocking=True)
-        if nxt != total:
-            raise DataError(f"the shard stream ended after batch {nxt} of {total}; the shards do not match their index.")
+
+        def ordered():
+            nxt, held = start, {}
+            for p, x, y, bad in loader_batches(self.loader):
+                held[p] = (x, y, bad)
+                while nxt in held:  # round robin order, shifted after a mid-epoch resume: a few batches at most
+                    x, y, bad = held.pop(nxt)
+                    self._count_bad(bad)
+                    yield nxt, x, y
+                    nxt += 1
+            if nxt != total:
+                raise DataError(f"the shard stream ended after batch {nxt} of {total}; the shards do not match their index.")
+
+        for b, x, y in self.filler.fill(ordered()) if self.filler is not None else ordered():
+            if x is None:
+                continue
+            x = x.to(self.device, non_blocking=True)
+            if self.batch_augment is not None:
+                x = self.batch_augment(x, epoch, b)
+            yield self.finish(x, epoch, b), y.to(self.device, non_blocking=True)
 
     def _count_bad(self, bad: list[str]) -> None:
         for name in bad:

@@ -67,9 +67,16 @@ def test_an_unreadable_batch_repeats_the_previous_one(tmp_path):
     assert torch.equal(batches[1][1], batches[0][1]) and torch.equal(batches[1][0], batches[0][0])
 
 
-def test_an_unreadable_first_batch_is_an_error(tmp_path):
+def test_an_unreadable_first_batch_takes_the_first_readable_one(tmp_path):
     stream = folder_stream(tmp_path, bad={0, 1, 2, 3})
-    with pytest.raises(DataError, match="every image of training batch 0 is unreadable"):
+    batches = list(stream.epoch(0))
+    assert len(batches) == 3 and torch.equal(batches[0][1], batches[1][1])
+    assert stream.filler.filled == 1
+
+
+def test_an_epoch_without_a_readable_image_is_an_error(tmp_path):
+    stream = folder_stream(tmp_path, bad=set(range(12)))
+    with pytest.raises(DataError, match="every image of the 3 training batch"):
         list(stream.epoch(0))
 
 
