@@ -166,7 +166,12 @@ def preflight(argv: list[str], config_dir: str) -> None:
         from .build import resolve_amp, resolve_device
         from .runtime.distributed import env_info
 
-        resolve_amp(cfg.trainer.amp, resolve_device(cfg.trainer.device, env_info()))
+        device = resolve_device(cfg.trainer.device, env_info())
+        if device.type == "cuda":  # before resolve_amp's probe, which runs on the current device (else cuda:0 on every rank)
+            import torch
+
+            torch.cuda.set_device(device)
+        resolve_amp(cfg.trainer.amp, device)
         _check_writable(_run_dir_override(args) or "outputs")
     except (HydraException, OmegaConfBaseException, ConfigError) as e:
         hint = unknown_key_hint(one_line(e))

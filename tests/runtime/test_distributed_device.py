@@ -99,3 +99,30 @@ def test_broadcast_buffers_is_one_call_per_dtype(fake_nccl, monkeypatch):
     assert torch.equal(got, expected)
     counts = [int(b) for m in (model, ema) for b in m.buffers() if b.dtype == torch.int64]
     assert counts == [0, 1, 2, 3]
+
+
+def test_preflight_sets_the_rank_device_before_the_amp_probe(monkeypatch, tmp_path):
+    """train.py's preflight probes bf16 support (a tensor on the current device on pre-Ampere
+    cards): under torchrun that must be the rank's GPU, not cuda:0 for all eight ranks."""
+    from _trainer_utils import CONFIGS
+
+    from mixcut.cli import preflight
+
+    calls = []
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", torch.device(d))))
+    from types import SimpleNamespace
+
+    probes = {
+        "is_bf16_supported": True,
+        "get_device_properties": SimpleNamespace(major=9, minor=0, name="fake H100", total_memory=80 * 2**30),
+        "get_device_capability": (9, 0),
+    }
+    for name, answer in probes.items():
+        monkeypatch.setattr(torch.cuda, name, lambda *a, _n=name, _r=answer, **k: calls.append((_n,)) or _r)
+    preflight(["train.py", "trainer.device=auto", "trainer.amp=auto", f"hydra.run.dir={tmp_path}"], str(CONFIGS))
+    assert calls[0] == ("set_device", torch.device("cuda", 1)) and len(calls) >= 2  # then the probes
