@@ -82,14 +82,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_determinism(on: bool) -> None:
-    if on:
-        import os
+def set_determinism(on: bool, device: torch.device | None = None) -> str | None:
+    """``trainer.deterministic``: torch's deterministic algorithms (warn-only), cuDNN without
+    autotuning, cuBLAS's fixed workspace. Returns what the run's first lines say about it on CUDA."""
+    import os
 
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when the first cuBLAS handle is made
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = on
     torch.backends.cudnn.benchmark = not on
+    if not on or device is None or device.type != "cuda":
+        return None
+    # torch/__init__.py, use_deterministic_algorithms: index_add_, scatter_add_, index_select's backward,
+    # cumsum and cuDNN convolutions switch to deterministic kernels; the listed ops without one only warn.
+    return (
+        "trainer.deterministic=true on CUDA: deterministic kernels where torch has them (convolutions, index_add_, "
+        "scatter_add_, index_select's backward, cumsum; CUBLAS_WORKSPACE_CONFIG="
+        f"{os.environ.get('CUBLAS_WORKSPACE_CONFIG')}); an op without one (e.g. the backward of bilinear interpolate, "
+        "grid_sample or a non-global adaptive pooling) still runs nondeterministically, and torch warns once when it does. "
+        "Bit-identical resume is tested on CPU."
+    )
 
 
 def build_mixer(cfg: DictConfig, num_classes: int | None, seed: int) -> Mixer:
@@ -202,7 +215,7 @@ def build(
     t = cfg.trainer
     if t.threads:
         torch.set_num_threads(t.threads)
-    set_determinism(t.deterministic)
+    determinism_note = set_determinism(t.deterministic, device)
     seed_everything(mix_seed(t.seed, info.rank))
 
     source = load_source(cfg.data)
@@ -258,5 +271,5 @@ def build(
         on_nonfinite=t.on_nonfinite,
         max_nonfinite=t.max_nonfinite,
     )
-    notes = [n for n in (size_note, compile_note, cpu_bf16_note(amp_dtype, device)) if n]
+    notes = [n for n in (size_note, compile_note, cpu_bf16_note(amp_dtype, device), determinism_note) if n]
     return Built(data=data, num_classes=num_classes, mixer=mixer, model=model, parts=parts, notes=notes)

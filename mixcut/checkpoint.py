@@ -59,7 +59,11 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 
 def capture_rng() -> dict:
-    """Python, NumPy, torch CPU and CUDA generator states as plain tensors."""
+    """Python, NumPy, torch CPU and this process's CUDA device's generator states as plain tensors.
+
+    Only the current device's CUDA state is kept (`distributed.init_process_group` made it the
+    rank's own GPU): a run resumed with another number of visible GPUs (torchrun on 8, then
+    SLURM with one per task) restores it onto its own device."""
     py = random.getstate()
     np_state = np.random.get_state()
     state = {
@@ -73,7 +77,7 @@ def capture_rng() -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state(torch.cuda.current_device())
     return state
 
 
@@ -84,7 +88,12 @@ def restore_rng(state: dict) -> None:
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda, index = state["cuda"], torch.cuda.current_device()
+        if isinstance(cuda, (list, tuple)):  # checkpoints before issue 18: one state per visible GPU
+            if index >= len(cuda):
+                return
+            cuda = cuda[index]
+        torch.cuda.set_rng_state(cuda, index)
 
 
 # ------------------------------------------------------------- run checkpoints

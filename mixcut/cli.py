@@ -95,6 +95,45 @@ def _check_writable(path: str) -> None:
         raise ConfigError(f"run directory {path} is not writable ({reason}); choose another with hydra.run.dir=DIR.")
 
 
+def brace_pattern_hint(overrides: list[str]) -> str | None:
+    """The sentence for a shard pattern that reached us unquoted, or None.
+
+    ``key=/data/train-{000000..000099}.tar`` typed without quotes either meets
+    Hydra's grammar (``mismatched input '{'``) or, in bash and zsh, is expanded by
+    the shell into one ``key=...`` argument per shard, of which Hydra silently keeps
+    the last. Both get the form to type: quoted for the shell and for Hydra."""
+    import re
+
+    def quoted(key: str, pattern: str) -> str:
+        return f"\"{key}='{pattern}'\""
+
+    values: dict[str, list[str]] = {}
+    for arg in overrides:
+        key, eq, value = arg.partition("=")
+        if not eq:
+            continue
+        if re.search(r"(?<!\$)\{\d+\.\.\d+\}", value) and value[:1] not in "'\"":  # not ${...} interpolations
+            return f"{key}={value}: Hydra reads the braces as its own syntax; type {quoted(key, value)}"
+        values.setdefault(key, []).append(value)
+    for key, vals in values.items():
+        if len(vals) < 2:
+            continue
+        prefix = os.path.commonprefix(vals)
+        suffix = os.path.commonprefix([v[::-1] for v in vals])[::-1]
+        prefix = prefix.rstrip("0123456789")  # the numbers' common leading digits belong to the range
+        suffix = suffix.lstrip("0123456789")
+        middles = [v[len(prefix) : len(v) - len(suffix)] for v in vals]
+        numbered = (prefix or suffix) and all(m.isdigit() for m in middles)
+        # consecutive numbers, as the shell's {a..b} writes them (not a later override of an earlier value)
+        if numbered and [int(m) for m in middles] == list(range(int(middles[0]), int(middles[0]) + len(vals))):
+            pattern = f"{prefix}{{{middles[0]}..{middles[-1]}}}{suffix}"
+            return (
+                f"{key} was given {len(vals)} times ({vals[0]} ... {vals[-1]}): the shell expanded the braces of "
+                f"{pattern} and only the last would be used; type {quoted(key, pattern)}"
+            )
+    return None
+
+
 def preflight(argv: list[str], config_dir: str) -> None:
     """Compose and check the config exactly as train.py will, before Hydra makes
     a run directory, so that every configuration mistake ends in one line on
@@ -115,6 +154,9 @@ def preflight(argv: list[str], config_dir: str) -> None:
     from .errors import ConfigError
 
     overrides = [a for a in args if not a.lstrip("+~").startswith("hydra")]
+    hint = brace_pattern_hint(overrides)
+    if hint is not None:
+        _fail(f"configuration error: {hint}", 2)
     register_configs()
     try:
         GlobalHydra.instance().clear()
@@ -124,7 +166,12 @@ def preflight(argv: list[str], config_dir: str) -> None:
         from .build import resolve_amp, resolve_device
         from .runtime.distributed import env_info
 
-        resolve_amp(cfg.trainer.amp, resolve_device(cfg.trainer.device, env_info()))
+        device = resolve_device(cfg.trainer.device, env_info())
+        if device.type == "cuda":  # before resolve_amp's probe, which runs on the current device (else cuda:0 on every rank)
+            import torch
+
+            torch.cuda.set_device(device)
+        resolve_amp(cfg.trainer.amp, device)
         _check_writable(_run_dir_override(args) or "outputs")
     except (HydraException, OmegaConfBaseException, ConfigError) as e:
         hint = unknown_key_hint(one_line(e))

@@ -39,9 +39,9 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     check(cfg)
     info = D.env_info()
     device = resolve_device(cfg.trainer.device, info)
-    amp_dtype = resolve_amp(cfg.trainer.amp, device)
-    D.init_process_group(info, device)
+    D.init_process_group(info, device)  # first: it makes `device` this rank's current CUDA device
     try:
+        amp_dtype = resolve_amp(cfg.trainer.amp, device)
         base = Path(D.broadcast_object(str(Path(run_dir).resolve())))
         trainer = Trainer(cfg, base, info, device, amp_dtype)
         return trainer.evaluate_only() if cfg.trainer.eval_only else trainer.train()

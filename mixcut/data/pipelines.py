@@ -21,11 +21,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import device_aug
+from .erasing import RandomErasing
 from .folder import BadImage, FileSplit, load_rgb
 from .sampling import (
     SALT_BATCH_AUGMENT,
+    SALT_ERASING,
     SALT_SAMPLE_AUGMENT,
     batch_slices,
     eval_shard,
@@ -40,15 +42,16 @@ log = logging.getLogger(__name__)
 
 
 class Erasing:
-    """Random erasing on the normalized device batch (timm's implementation)."""
+    """Random erasing on the normalized device batch: timm's distribution, vectorised
+    (`erasing.RandomErasing`), with draws reseeded per (seed, epoch, batch, rank)."""
 
     def __init__(self, aug, device) -> None:
-        from timm.data.random_erasing import RandomErasing
+        self.op = RandomErasing(aug.re_prob, mode=str(aug.re_mode), max_count=aug.re_count)
+        self.generator = torch.Generator(device=device)
 
-        self.op = RandomErasing(aug.re_prob, mode=aug.re_mode, max_count=aug.re_count, device=str(device))
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.op(x)
+    def __call__(self, x: Tensor, seed: int) -> Tensor:
+        self.generator.manual_seed(seed)
+        return self.op(x, self.generator)
 
 
 class BatchStream:
@@ -89,10 +92,11 @@ class BatchStream:
         count = self.n // self.world_size if self.train else len(eval_shard(self.n, self.rank, self.world_size))
         return len(self.slices(count))
 
-    def finish(self, x: Tensor) -> Tensor:
+    def finish(self, x: Tensor, epoch: int, batch: int) -> Tensor:
+        """Normalise batch ``batch`` of ``epoch`` (and erase, when training)."""
         x = self.normalize(x)
         if self.train and self.erasing is not None:
-            x = self.erasing(x)
+            x = self.erasing(x, mix_seed(self.seed, epoch, batch, self.rank, SALT_ERASING))
         return x
 
     def end_epoch_report(self) -> dict:
@@ -120,11 +124,32 @@ class BatchAugment:
         return device_aug.pad_crop_flip(x, padding, a.hflip, self.generator, a.padding_mode)
 
 
+DEVICE_CACHE_SHARE = 0.5  # of the GPU's free memory a cached split may take: the rest is the model's and the batches'
+
+
+def check_device_room(nbytes: int, device: torch.device, name: str) -> None:
+    """Refuse (`ConfigError` naming ``data.cache=none``) to copy ``nbytes`` of split ``name``
+    onto a CUDA ``device`` that has less than twice that free: the copy would succeed and
+    the first training step would then run out of memory."""
+    if device.type != "cuda":
+        return
+    free, total = torch.cuda.mem_get_info(device)
+    if nbytes > DEVICE_CACHE_SHARE * free:
+        gib = 2**30
+        raise ConfigError(
+            f"data.cache=device: the {name} split needs {nbytes / gib:.2f} GiB on {device}, which has "
+            f"{free / gib:.2f} of {total / gib:.2f} GiB free (a cached split may take at most "
+            f"{DEVICE_CACHE_SHARE:.0%} of it); use data.cache=none to stream it from the host instead."
+        )
+
+
 class DeviceBatches(BatchStream):
     """Batches from a uint8 tensor held on the device, augmented on the device."""
 
     def __init__(self, split: TensorSplit, *, aug, img_size: int, **kw) -> None:
         super().__init__(len(split), **kw)
+        nbytes = split.images.nbytes + split.labels.nbytes
+        check_device_room(nbytes, self.device, "training" if self.train else "validation")
         self.images = split.images.to(self.device)
         self.labels = split.labels.to(self.device)
         self.aug, self.img_size = aug, img_size
@@ -139,7 +164,7 @@ class DeviceBatches(BatchStream):
             sel = idx[sl]
             x = self.images.index_select(0, sel)
             x = self.augment(x, epoch, b) if self.train else device_aug.resize_batch(x, self.img_size)
-            yield self.finish(x), self.labels.index_select(0, sel)
+            yield self.finish(x, epoch, b), self.labels.index_select(0, sel)
 
 
 # ------------------------------------------------------------- worker path
@@ -193,6 +218,60 @@ def _collate(items):
     return torch.stack([it[0] for it in good]), torch.tensor([it[1] for it in good]), bad
 
 
+class ShortBatchFiller:
+    """Keeps every training batch at ``batch_size`` when unreadable images were skipped.
+
+    A batch that lost images is filled up with repeats of its own readable samples
+    (``good[i % n]``); a batch with no readable image repeats the epoch's previous
+    batch (or, at the start of an epoch, stands in with its first readable batch).
+    Why not drop it or refill from the next batches: the batch shape stays constant
+    (no recompile, no dynamic shapes under ``torch.compile``), and every rank still
+    runs the same number of steps whichever images it lost, so DDP's collectives never
+    wait for a rank that ran out; the result is a pure function of the rank's own
+    batches, so it is deterministic and needs no agreement between ranks.
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.filled = 0  # batches filled up or stood in for, this epoch
+
+    def fill(self, batches: Iterator[tuple[int, Tensor | None, Tensor | None]]) -> Iterator[tuple[int, Tensor, Tensor]]:
+        """``(batch, images, labels)`` with ``images`` None for a batch without a readable
+        image in; every batch out, in order, with ``batch_size`` samples."""
+        self.filled = 0
+        previous: tuple[Tensor, Tensor] | None = None
+        waiting: list[int] = []  # unreadable batches before the epoch's first readable one
+        for b, x, y in batches:
+            if x is None:
+                if previous is None:
+                    waiting.append(b)
+                    continue
+                x, y = previous
+                self.filled += 1
+            elif x.shape[0] < self.batch_size:
+                repeat = torch.arange(self.batch_size) % x.shape[0]
+                x, y = x.index_select(0, repeat), y.index_select(0, repeat)
+                self.filled += 1
+            for w in waiting:
+                self.filled += 1
+                yield w, x, y
+            waiting = []
+            previous = (x, y)
+            yield b, x, y
+        if waiting:
+            raise DataError(
+                f"every image of the {len(waiting)} training batch(es) this rank read this epoch is unreadable; "
+                "check the data set (data.on_bad_image=skip only bridges a few unreadable images)."
+            )
+
+
+def filled_note(filler: ShortBatchFiller | None) -> str:
+    """The end-of-epoch warning's note on filled-up batches ("" when none)."""
+    if filler is None or not filler.filled:
+        return ""
+    return f"; {filler.filled} batch(es) filled up with repeats of readable samples to keep the batch size"
+
+
 class _PlannedSampler(Sampler):
     """Yields the (index, seed) items planned for the current epoch."""
 
@@ -239,6 +318,7 @@ class LoaderBatches(BatchStream):
         )
         self.bad_images: dict[str, int] = {}
         self._epoch_bad = 0
+        self.filler = ShortBatchFiller(self.batch_size) if self.train else None
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         idx, pos = self.order(epoch)
@@ -248,22 +328,31 @@ class LoaderBatches(BatchStream):
         seeds = mix_seeds((self.seed, epoch), pos[first:stop].numpy(), (SALT_SAMPLE_AUGMENT,))
         self.sampler.items = list(zip(idx[first:stop].tolist(), seeds.tolist()))
         self._epoch_bad = 0
-        for b, (x, y, bad) in enumerate(loader_batches(self.loader), start=start):
-            for path in bad:
-                self._epoch_bad += 1
-                if path not in self.bad_images:
-                    log.warning("skipping unreadable image %s", path)
-                self.bad_images[path] = self.bad_images.get(path, 0) + 1
+        batches = self._counted(enumerate(loader_batches(self.loader), start=start))
+        for b, x, y in self.filler.fill(batches) if self.filler is not None else batches:
             if x is None:
                 continue
             x = x.to(self.device, non_blocking=True)
             if self.batch_augment is not None:
                 x = self.batch_augment(x, epoch, b)
-            yield self.finish(x), y.to(self.device, non_blocking=True)
+            yield self.finish(x, epoch, b), y.to(self.device, non_blocking=True)
+
+    def _counted(self, batches) -> Iterator[tuple[int, Tensor | None, Tensor | None]]:
+        """``(batch, images, labels)``, each unreadable image counted and named once."""
+        for b, (x, y, bad) in batches:
+            for path in bad:
+                self._epoch_bad += 1
+                if path not in self.bad_images:
+                    log.warning("skipping unreadable image %s", path)
+                self.bad_images[path] = self.bad_images.get(path, 0) + 1
+            yield b, x, y
 
     def end_epoch_report(self) -> dict:
         if self._epoch_bad:
             log.warning(
-                "%d unreadable image(s) skipped this epoch (%d distinct files so far)", self._epoch_bad, len(self.bad_images)
+                "%d unreadable image(s) skipped this epoch (%d distinct files so far)%s",
+                self._epoch_bad,
+                len(self.bad_images),
+                filled_note(self.filler),
             )
         return {"bad_images": self._epoch_bad}

@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import ConfigError, DataError
 from .folder import BadImage, load_rgb
-from .pipelines import BatchAugment, BatchStream, loader_batches
+from .pipelines import BatchAugment, BatchStream, ShortBatchFiller, filled_note, loader_batches
 from .sampling import batch_slices, eval_shard, mix_seed, seeded_globals
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class ShardSplit:
 
     urls: list[str]
     counts: list[int]
+    num_classes: int | None = None  # labels are checked against it as they are read (None: not checked)
 
     def __len__(self) -> int:
         return sum(self.counts)
@@ -111,6 +112,9 @@ def shard_source(data_cfg):
     index, where = load_index(data_cfg.train_shards, data_cfg.shard_index)
     train = shard_split(data_cfg.train_shards, index, where, "train_shards")
     val = shard_split(data_cfg.val_shards, index, where, "val_shards") if data_cfg.val_shards else None
+    for split in (train, val):
+        if split is not None:  # data.num_classes may exceed the index's classes (build.num_classes_of)
+            split.num_classes = data_cfg.num_classes or len(index["classes"])
     return Source(train, val, list(index["classes"]))
 
 
@@ -236,11 +240,20 @@ class _ShardBatches(IterableDataset):
                     raise DataError(f"unreadable sample {name} ({e}) (data.on_bad_image=error; use skip)") from None
                 bad.append(name)
                 continue
+            check_shard_label(label, o.split.num_classes, name)
             xs.append(_seeded(self.transform, img, seed))
             ys.append(label)
         if not xs:
             return p, None, None, bad
         return p, torch.stack(xs), torch.tensor(ys), bad
+
+
+def check_shard_label(label: int, num_classes: int | None, name: str) -> None:
+    """A shard's label outside ``[0, num_classes)`` is a `DataError` naming the sample, raised in
+    the worker: on the device it would be an index error in the targets, or a CUDA device assert."""
+    if num_classes is not None and not 0 <= label < num_classes:
+        fix = "rewrite the shard" if label < 0 else f"rewrite the shard, or set data.num_classes={label + 1}"
+        raise DataError(f"sample {name} has label {label}, outside [0, num_classes={num_classes}); {fix}.")
 
 
 def _seeded(transform, img, seed: int) -> Tensor:
@@ -283,26 +296,33 @@ class ShardBatches(BatchStream):
         )
         self.bad_images: dict[str, int] = {}
         self._epoch_bad = 0
+        self.filler = ShortBatchFiller(self.batch_size) if self.train else None
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         # read by the workers when the iteration starts (the limit may change after construction: benchmarks)
         self.dataset.state.copy_(torch.tensor([epoch, start, self.limit or 0]))
-        total, nxt, held = len(self), start, {}
+        total = len(self)
         self._epoch_bad = 0
-        for p, x, y, bad in loader_batches(self.loader):
-            held[p] = (x, y, bad)
-            while nxt in held:  # round robin order, shifted after a mid-epoch resume: a few batches at most
-                x, y, bad = held.pop(nxt)
-                nxt += 1
-                self._count_bad(bad)
-                if x is None:
-                    continue
-                x = x.to(self.device, non_blocking=True)
-                if self.batch_augment is not None:
-                    x = self.batch_augment(x, epoch, nxt - 1)
-                yield self.finish(x), y.to(self.device, non_blocking=True)
-        if nxt != total:
-            raise DataError(f"the shard stream ended after batch {nxt} of {total}; the shards do not match their index.")
+
+        def ordered():
+            nxt, held = start, {}
+            for p, x, y, bad in loader_batches(self.loader):
+                held[p] = (x, y, bad)
+                while nxt in held:  # round robin order, shifted after a mid-epoch resume: a few batches at most
+                    x, y, bad = held.pop(nxt)
+                    self._count_bad(bad)
+                    yield nxt, x, y
+                    nxt += 1
+            if nxt != total:
+                raise DataError(f"the shard stream ended after batch {nxt} of {total}; the shards do not match their index.")
+
+        for b, x, y in self.filler.fill(ordered()) if self.filler is not None else ordered():
+            if x is None:
+                continue
+            x = x.to(self.device, non_blocking=True)
+            if self.batch_augment is not None:
+                x = self.batch_augment(x, epoch, b)
+            yield self.finish(x, epoch, b), y.to(self.device, non_blocking=True)
 
     def _count_bad(self, bad: list[str]) -> None:
         for name in bad:
@@ -313,5 +333,5 @@ class ShardBatches(BatchStream):
 
     def end_epoch_report(self) -> dict:
         if self._epoch_bad:
-            log.warning("%d unreadable sample(s) skipped this epoch", self._epoch_bad)
+            log.warning("%d unreadable sample(s) skipped this epoch%s", self._epoch_bad, filled_note(self.filler))
         return {"bad_images": self._epoch_bad}

@@ -18,6 +18,7 @@ Modes (as in timm):
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -26,6 +27,8 @@ import torch
 from torch import Tensor
 
 from . import functional as F
+
+log = logging.getLogger(__name__)
 
 MODES = ("batch", "pair", "elem")
 PAIRINGS = ("perm", "flip")
@@ -163,10 +166,23 @@ class Mixer:
         if gen is None:
             gen = torch.Generator(device=device)
             gen.manual_seed(self.seed)
-            if key in self._pending_states:
-                gen.set_state(self._pending_states.pop(key))
+            saved = key if key in self._pending_states else self._moved_cuda_state(key)
+            if saved is not None:
+                gen.set_state(self._pending_states.pop(saved))
             self._generators[key] = gen
         return gen
+
+    def _moved_cuda_state(self, key: str) -> str | None:
+        """The key of a saved CUDA generator state of another GPU index, restored onto ``key``'s
+        device (a run resumed with another GPU layout: torchrun's rank 3 on cuda:3, then one GPU
+        per SLURM task on cuda:0). Without it the mixer would reseed silently."""
+        if not key.startswith("cuda"):
+            return None
+        saved = [k for k in self._pending_states if k.startswith("cuda")]
+        if len(saved) != 1:
+            return None
+        log.info("mixer generator state saved on %s restored on %s (the run's device changed index)", saved[0], key)
+        return saved[0]
 
     def state_dict(self) -> dict:
         """Seed, epoch and generator states; plain tensors, safe for ``weights_only`` loading."""

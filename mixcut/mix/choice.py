@@ -46,6 +46,7 @@ class MixChoice(Mixer):
             raise ValueError(f"MixChoice probs must be {len(mixers)} non-negative numbers summing to 1; got {probs}.")
         self.mixers, self.probs = mixers, probs
         self._edges = torch.tensor(probs, dtype=torch.float64).cumsum(0)[:-1].float()
+        self._edges_on: dict[torch.device, Tensor] = {}  # `_edges` per device, copied once
         for m in mixers:
             m.inplace = self.inplace
             if m.lam_clip is None:
@@ -60,8 +61,10 @@ class MixChoice(Mixer):
 
     def choose(self, u: Tensor) -> Tensor:
         """Member index for uniform draws ``u``."""
-        # non_blocking: a plain host-to-device copy would synchronise the stream
-        return torch.bucketize(u, self._edges.to(u.device, non_blocking=True), right=True)
+        edges = self._edges_on.get(u.device)
+        if edges is None:  # once per device: a host-to-device copy per call costs a transfer each batch
+            edges = self._edges_on[u.device] = self._edges.to(u.device)
+        return torch.bucketize(u, edges, right=True)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         k = int(self.choose(torch.rand(1, generator=draws.generator))[0])

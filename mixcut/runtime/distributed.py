@@ -82,8 +82,26 @@ def restart_count(environ=None) -> int:
     return max(int(env.get("TORCHELASTIC_RESTART_COUNT", 0) or 0), int(env.get("SLURM_RESTART_COUNT", 0) or 0))
 
 
+_collective_device = torch.device("cpu")  # where collective tensors live: this rank's GPU under NCCL
+
+
+def collective_device() -> torch.device:
+    """The device of every tensor this process hands to a collective (set by `init_process_group`)."""
+    return _collective_device
+
+
 def init_process_group(info: DistInfo, device: torch.device) -> None:
-    """Join the process group (NCCL on CUDA, Gloo on CPU) when world size > 1."""
+    """Make ``device`` this process's current CUDA device, then join the process
+    group (NCCL on CUDA, Gloo on CPU) when world size > 1.
+
+    The current device must be set first: torch's object collectives
+    (``broadcast_object_list``, ``all_gather_object``) and the DataLoader's pin
+    thread use ``torch.cuda.current_device()``, which is ``cuda:0`` on every
+    rank until ``set_device`` says otherwise (NCCL then refuses a tensor on
+    another rank's GPU, and every rank opens a context on GPU 0)."""
+    global _collective_device
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if not info.enabled or dist.is_initialized():
         return
     if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:  # srun without torchrun
@@ -100,6 +118,7 @@ def init_process_group(info: DistInfo, device: torch.device) -> None:
         )
         kwargs["store"] = dist.PrefixStore(f"mixcut/attempt{restart}", store)
     dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout, **kwargs)
+    _collective_device = device if backend == "nccl" else torch.device("cpu")
 
 
 def is_initialized() -> bool:
@@ -117,7 +136,7 @@ def broadcast_object(obj, src: int = 0):
     if not (dist.is_available() and dist.is_initialized()):
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=src)
+    dist.broadcast_object_list(box, src=src, device=_collective_device)
     return box[0]
 
 
@@ -130,9 +149,16 @@ def broadcast_buffers(*modules: torch.nn.Module, src: int = 0) -> None:
     models, none of them exactly the one rank 0 saves."""
     if not is_initialized():
         return
+    groups: dict[tuple, list[torch.Tensor]] = {}
     for module in modules:
         for buffer in module.buffers():
-            dist.broadcast(buffer, src=src)
+            groups.setdefault((buffer.dtype, buffer.device), []).append(buffer)
+    # one collective per (dtype, device) instead of one per buffer: a ResNet-50 has 159 buffers
+    for buffers in groups.values():
+        flat = torch.cat([b.detach().reshape(-1) for b in buffers])
+        dist.broadcast(flat, src=src)
+        for b, part in zip(buffers, flat.split([b.numel() for b in buffers])):
+            b.copy_(part.view_as(b))
 
 
 def gather_objects(obj) -> list:
@@ -140,7 +166,7 @@ def gather_objects(obj) -> list:
     if not (dist.is_available() and dist.is_initialized()):
         return [obj]
     out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj)  # on torch.cuda.current_device() under NCCL: `init_process_group` set it
     return out
 
 
@@ -148,13 +174,13 @@ def all_reduce_max(value: int) -> int:
     """Largest ``value`` over all ranks (e.g. 'any rank wants to stop')."""
     if not (dist.is_available() and dist.is_initialized()):
         return value
-    t = torch.tensor([value], dtype=torch.int64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
+    t = torch.tensor([value], dtype=torch.int64, device=_collective_device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
 
 
 def cleanup() -> None:
+    global _collective_device
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _collective_device = torch.device("cpu")
