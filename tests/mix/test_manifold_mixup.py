@@ -332,7 +332,7 @@ def test_trainer_step_with_manifold_mixup(tmp_path, monkeypatch):
     monkeypatch.setattr(ManifoldMixup, "_mixed", spy_mixed)
     cfg = compose(
         FAST
-        + ["mix=manifold_mixup", "mix.prob=0.5", "trainer.compile=true", "trainer.epochs=1"]
+        + ["mix=manifold_mixup", "mix.prob=0.5", "trainer.seed=1", "trainer.compile=true", "trainer.epochs=1"]
         + ["data.train_size=96", "data.val_size=16"]
     )
     summary = run(cfg, tmp_path / "run")
