@@ -341,3 +341,31 @@ def test_trainer_step_with_manifold_mixup(tmp_path, monkeypatch):
     assert not steps[0]["drawn"], "this seed must leave the first step unmixed (the case under test)"
     assert any(s["drawn"] for s in steps)
     assert [s["mixed"] for s in steps] == [int(s["drawn"]) for s in steps]
+
+
+@pytest.mark.cuda
+def test_compiled_model_mixes_on_cuda_under_bf16_autocast():
+    """Inductor on the GPU, as trainer.compile=auto does: an unmixed first forward, then every drawn
+    layer mixes inside the compiled graph and matches the eager mix under the same autocast."""
+    torch.manual_seed(0)
+    model = Tiny().cuda()
+    compiled = torch.compile(model)
+    x, y = inputs(size=8)
+    x, y = x.cuda(), y.cuda()
+    mixer = ManifoldMixup(mode="elem", num_classes=K, seed=0)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        with mixer.model_context(compiled):
+            clean = compiled(x)
+        seen = set()
+        for _ in range(8):
+            mixer.mix(x, y)
+            partner, lam, u = mixer._pending
+            with mixer.model_context(compiled):
+                got = compiled(x)
+            seen.add(mixer.last_layer)
+            mixer._pending = (partner, lam, u)
+            with mixer.model_context(model):
+                expected = model(x)
+            torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
+            assert not torch.allclose(got.float(), clean.float())
+    assert seen == {"input", "stages.0", "stages.1"}
