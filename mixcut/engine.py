@@ -7,13 +7,14 @@ batch -> mix (on the device) -> forward under autocast -> soft-target loss
          -> skip, or: unscale, clip, optimizer step, EMA update, per-step lr update
          -> after_step (stop, periodic checkpoints)]
 
-Host syncs: exactly one per update, the read of the agreed flags (with the loss for the
-progress bar when a line is due, in the same read), plus one per epoch for its mean loss.
-The skip must be decided on the host: torch's for-loop and foreach optimizers have no
-device-side skip (torch/optim/sgd.py: "Expected grad_scale and found_inf to be None"),
-GradScaler itself reads found_inf per step for them (torch/amp/grad_scaler.py,
+Host syncs: one per update, the read of the agreed flags (with the loss for the progress
+bar when a line is due, in the same read), plus one per epoch for its mean loss; fp16 adds
+GradScaler's own read of its overflow flag in ``scaler.step``. The skip is decided on the
+host because it cannot be applied on the device in general: torch's for-loop and foreach
+optimizers take no ``found_inf`` (torch/optim/sgd.py: "Expected grad_scale and found_inf to
+be None"; GradScaler reads it on the host for them, torch/amp/grad_scaler.py
 ``_maybe_opt_step``), and a skipped update must not advance the EMA, the schedule or
-``global_step``. The flags are agreed across ranks so every rank skips the same updates
+``global_step``. tests/test_engine.py counts these reads. The flags are agreed across ranks so every rank skips the same updates
 (fp16: the same ``scaler.update`` calls, so the loss scales never drift apart) and stops
 at the same step.
 """
