@@ -198,3 +198,28 @@ def test_host_syncs_per_update_on_cuda():
     syncs = [w for w in caught if "synchroniz" in str(w.message)]
     print(f"CUDA syncs in 12 updates: {len(syncs)}")
     assert len(syncs) <= 12 + 1, [str(w.message) for w in syncs[:5]]
+
+
+def test_first_update_is_timed_apart_from_the_epoch_rate(monkeypatch):
+    """Compilation happens in the first forward: the epoch's img/s leaves that update out and reports its
+    time as first_step_seconds (a fake clock: 100 s for the first forward, 1 s for each other)."""
+    import time
+
+    now = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+
+    class Slow(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.calls = nn.Sequential(nn.Flatten(), nn.Linear(48, 3)), 0
+
+        def forward(self, x):
+            self.calls += 1
+            now[0] += 100.0 if self.calls == 1 else 1.0
+            return self.inner(x)
+
+    model = Slow()
+    parts = StepParts(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), _NoMix(), torch.device("cpu"))
+    stats = train_one_epoch(parts, TrainState(), _ImageBatches(5))
+    assert stats["first_step_seconds"] == 100.0 and stats["train_seconds"] == 104.0
+    assert stats["train_images_per_sec"] == 8.0  # 4 batches of 8 images in 4 s
