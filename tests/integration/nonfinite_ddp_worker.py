@@ -2,7 +2,9 @@
 GradScaler on a DDP model, where MIXCUT_FAULTS makes one rank's loss NaN. Writes what the test compares
 to OUT/rank<R>.pt.
 
-    python -m torch.distributed.run --standalone --nproc_per_node=2 nonfinite_ddp_worker.py OUT skip|abort
+    python -m torch.distributed.run --standalone --nproc_per_node=2 nonfinite_ddp_worker.py OUT skip|abort|stop
+
+``stop``: no fault; rank 1 alone asks to stop from its third update on (a signal only it received).
 """
 
 from __future__ import annotations
@@ -51,15 +53,24 @@ def main(out: Path, policy: str) -> None:
         mixer=NoMix(),
         device=torch.device("cpu"),
         scaler=torch.amp.GradScaler("cpu", init_scale=256.0),  # the fp16 path: only the loss is checked
-        on_nonfinite=policy,
+        on_nonfinite="skip" if policy == "stop" else policy,
     )
-    state, outcome = TrainState(), "finished"
+    state, outcome, stops = TrainState(), "finished", []
+
+    def after_step(state: TrainState, stop: bool) -> bool:
+        stops.append(stop)
+        return stop
+
+    def stop_requested() -> bool:
+        return policy == "stop" and rank == 1 and state.global_step >= 2
+
     try:
-        train_one_epoch(parts, state, Batches(6, rank))
+        stats = train_one_epoch(parts, state, Batches(6, rank), after_step=after_step, stop_requested=stop_requested)
+        outcome = "stopped" if stats["stopped"] else outcome
     except NonFiniteLossError as e:
         outcome = f"aborted: {e}"
         dist.barrier()  # what the trainer's debug save does next: a collective every rank must enter
-    result = {"outcome": outcome, "state": state.as_dict(), "scale": parts.scaler.get_scale()}
+    result = {"outcome": outcome, "state": state.as_dict(), "scale": parts.scaler.get_scale(), "stops": stops}
     result["weights"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     torch.save(result, out / f"rank{rank}.pt")
     dist.destroy_process_group()
