@@ -134,7 +134,9 @@ class ManifoldMixup(Mixer):
     batch, pair or sample as the mode says; the forward pass run inside
     ``model_context(model)`` mixes the drawn layer's output (or the input) with
     the same partner and lambdas. Gradients flow into both mixed samples. A
-    forward pass outside the context (evaluation) is never mixed.
+    forward pass outside the context (evaluation) is never mixed. A bf16/fp16
+    hidden state (autocast) is mixed in fp32 with the targets' fp32 lambdas and
+    rounded once.
 
     Args:
         alpha: Beta concentration (> 0); 2.0 in the paper.
