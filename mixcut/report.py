@@ -41,7 +41,10 @@ def epoch_line(r: dict, epochs: int) -> str:
         )
     if "ema_val_top1" in r:
         line += f"  | ema top1 {r['ema_val_top1']:.2f}"
-    return line + f"  | {r['train_images_per_sec']:.0f} img/s  {r['train_seconds']:.1f}s"
+    line += f"  | {r['train_images_per_sec']:.0f} img/s  {r['train_seconds']:.1f}s"
+    if "first_step_seconds" in r:  # compilation and warm-up, left out of img/s
+        line += f" (first step {r['first_step_seconds']:.1f}s)"
+    return line
 
 
 def metric_rows(summary: dict) -> dict[str, dict]:

@@ -52,8 +52,6 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
 class Trainer:
     """One run: what `build` made from the config, the counters, the loggers."""
 
-    STOP_CHECK_EVERY = 10  # steps between the ranks' agreement on a stop signal (one tiny all-reduce)
-
     def __init__(self, cfg: DictConfig, run_dir: Path, info: D.DistInfo, device: torch.device, amp_dtype) -> None:
         self.cfg, self.run_dir, self.info, self.device, self.amp_dtype = cfg, run_dir, info, device, amp_dtype
         self.ckpt_dir = run_dir / "checkpoints"
@@ -159,12 +157,13 @@ class Trainer:
         finally:
             self.logger.close()
 
-    def after_step(self, state: TrainState) -> bool:
-        """Step hook: honour a stop signal (all ranks agree) and periodic checkpoints."""
+    def stop_requested(self) -> bool:
+        """Whether this rank received a stop signal (the engine makes the ranks agree at every update)."""
+        return self.signals.received is not None
+
+    def after_step(self, state: TrainState, stop: bool) -> bool:
+        """Step hook: honour a stop signal (``stop``: some rank received one) and periodic checkpoints."""
         every = self.cfg.trainer.ckpt_every_steps
-        stop = self.signals.received is not None
-        if self.info.enabled:  # all ranks must stop at the same step, so they agree every few steps
-            stop = state.global_step % self.STOP_CHECK_EVERY == 0 and bool(D.all_reduce_max(int(stop)))
         if stop:
             self.save("last.pt")
             self.signals.forward(is_main=self.info.is_main)
@@ -191,7 +190,13 @@ class Trainer:
             )  # None: off when not a TTY
             try:
                 stats = train_one_epoch(
-                    self.parts, state, self.data.train, progress=bar, after_step=self.after_step, log_every=t.log_every
+                    self.parts,
+                    state,
+                    self.data.train,
+                    progress=bar,
+                    after_step=self.after_step,
+                    log_every=t.log_every,
+                    stop_requested=self.stop_requested,
                 )
             except NonFiniteLossError as e:
                 bar.close()

@@ -68,7 +68,8 @@ class ClassificationMeter:
         k5 = min(5, self.num_classes)
         batch = torch.stack(
             [
-                torch.tensor(float(target.shape[0]), device=logits.device),
+                # a fill kernel: torch.tensor(n, device=...) would be a blocking host-to-device copy per batch
+                logits.new_full((), float(target.shape[0])),
                 topk_correct(logits, target, 1).sum(),
                 topk_correct(logits, target, k5).sum(),
                 nll.sum(),

@@ -138,6 +138,15 @@ def random_matching(n: int, generator: torch.Generator, device: torch.device | s
     return partner
 
 
+def keep_self_pairs(out: Tensor, source: Tensor, partner: Tensor) -> Tensor:
+    """Rows whose partner is the sample itself take ``source``'s row (that sample's own pixels)
+    exactly, in ``out``: a blend of ``a`` with ``a`` is ``a`` for finite values, but NaN at
+    ±Inf (``inf - inf``). Of the pairings above only an odd batch (or a batch of one) has such
+    rows."""
+    own = partner == torch.arange(partner.shape[0], device=partner.device)
+    return torch.where(own.view(-1, *([1] * (out.dim() - 1))), source, out, out=out)
+
+
 def flip_partner(n: int, device: torch.device | str) -> Tensor:
     """timm's pairing: sample i mixes with sample n - 1 - i."""
     return torch.arange(n - 1, -1, -1, device=device)

@@ -34,11 +34,13 @@ stages; its code draws k in {0, 1, 2} for ResNets), drawn uniformly per step:
 
 DDP: the hooks act on the local module of each rank, so every rank mixes its
 own shard with its own generator, as the pixel mixers do. ``torch.compile``:
-Dynamo ignores hooks added after the first compiled call, so on a compiled
-model the hooks are installed on all eligible layers at the first
-``model_context`` and stay (inert outside it); they must be there before the
-model's first forward, as in mixcut's trainer, where the first forward is the
-first training step. Each drawn layer and the unmixed forward compile to a
+Dynamo ignores hooks added after the first compiled call
+(``torch._dynamo.config.skip_nnmodule_hook_guards``), so on a compiled model
+the hooks are installed on all eligible layers at the first ``model_context``
+call, whether that forward mixes or not, and stay (inert outside it); the
+model's first compiled forward must run inside ``model_context``, as in
+mixcut's trainer, which calls it around every training forward. The hooks
+read the mixer's current draw, on which Dynamo guards. Each drawn layer and the unmixed forward compile to a
 graph of their own (a few recompilations at the start). Gradient
 checkpointing inside the hooked modules is not supported (the recomputed
 forward is not mixed).
@@ -132,7 +134,9 @@ class ManifoldMixup(Mixer):
     batch, pair or sample as the mode says; the forward pass run inside
     ``model_context(model)`` mixes the drawn layer's output (or the input) with
     the same partner and lambdas. Gradients flow into both mixed samples. A
-    forward pass outside the context (evaluation) is never mixed.
+    forward pass outside the context (evaluation) is never mixed. A bf16/fp16
+    hidden state (autocast) is mixed in fp32 with the targets' fp32 lambdas and
+    rounded once.
 
     Args:
         alpha: Beta concentration (> 0); 2.0 in the paper.
@@ -183,6 +187,12 @@ class ManifoldMixup(Mixer):
 
     def model_context(self, model: nn.Module):
         pending, self._pending = self._pending, None
+        root, compiled = unwrap_model(model)
+        if compiled and root not in self._persistent:
+            # Before the first compiled forward, mixed or not: Dynamo does not guard on hooks
+            # (torch._dynamo.config.skip_nnmodule_hook_guards), so hooks added after an unmixed
+            # first call would never run in the compiled graph.
+            self._persistent[root] = self._install(root, self.layer_names(root))
         if pending is None:
             return contextlib.nullcontext()
         partner, lam, u = pending
@@ -192,12 +202,8 @@ class ManifoldMixup(Mixer):
 
     @contextlib.contextmanager
     def _mixing_at(self, model: nn.Module, name: str, partner: Tensor, lam: Tensor):
-        root, compiled = unwrap_model(model)
-        handles = None
-        if compiled and root not in self._persistent:
-            self._persistent[root] = self._install(root, self.layer_names(root))
-        elif root not in self._persistent:
-            handles = self._install(root, [name])
+        root, _ = unwrap_model(model)
+        handles = None if root in self._persistent else self._install(root, [name])
         self._active = (name, partner, lam)
         self.last_layer = name
         try:
@@ -224,11 +230,15 @@ class ManifoldMixup(Mixer):
         _, partner, lam = self._active
         if h.shape[0] != partner.shape[0]:
             raise ValueError(f"layer {name!r} output has batch size {h.shape[0]}, the mixed batch {partner.shape[0]}.")
-        weight = lam.view(-1, *([1] * (h.dim() - 1))).to(h.dtype)
+        weight = lam.view(-1, *([1] * (h.dim() - 1)))
         # index_select on the GPU (its backward, index_add_, never syncs); plain indexing on the CPU,
         # where index_select into a fresh tensor is several times slower
         other = h.index_select(0, partner) if h.is_cuda else h[partner]
-        return torch.lerp(other, h, weight)
+        if h.dtype in (torch.float16, torch.bfloat16):
+            # Under autocast: mix in fp32 with the targets' lam and round once. A bf16 weight would
+            # move every sample's lam by up to 2^-9 (0.3 -> 0.3008), a bias the targets do not share.
+            return torch.lerp(other.float(), h.float(), weight.float()).to(h.dtype)
+        return torch.lerp(other, h, weight.to(h.dtype))
 
     def _input_hook(self, module: nn.Module, args):
         active = self._active

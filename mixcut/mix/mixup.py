@@ -37,7 +37,10 @@ class Mixup(Mixer):
         if x.dtype == torch.uint8 and x.device.type == "cpu" and x[0].numel() >= _ROW_ELEMS:
             out = F.blend_partners_uint8(x, partner, lam, self.output_buffer(x))  # no gather, one conversion per image
         else:
-            out = F.blend(x, self.gather(x, partner), lam, out=self.output_buffer(x))
+            source = self.gather(x, partner)
+            out = F.blend(x, source, lam, out=self.output_buffer(x))
+            if x.is_floating_point() and x.shape[0] % 2 == 1:  # only odd batches pair a sample with itself
+                out = F.keep_self_pairs(out, source, partner)
         return out, torch.full((x.shape[0],), lam, device=x.device)
 
     def extra_repr(self) -> str:

@@ -4,6 +4,11 @@
 takes minutes on a small machine and the compiled step was not faster than
 eager in our measurements (scripts/bench_compile.py), so short CPU runs lose
 time; ``true`` still forces it anywhere, ``false`` turns it off.
+
+Compilation happens in the first training forward: the engine times each epoch's first
+update apart (``first_step_seconds`` in the metrics, "first step" in the epoch line) and
+leaves it out of the epoch's img/s. Later recompilations (the last, shorter batch; each
+layer Manifold Mixup draws the first time) still fall inside it.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from mixcut.eval.metrics import ClassificationMeter, calibration_bins, ece_from_bins, topk_correct
@@ -72,3 +73,31 @@ def test_meter_accumulates_batches_like_one_pass():
         assert math.isclose(a[k], b[k], rel_tol=1e-6, abs_tol=1e-9), k
     rel = whole.reliability()
     assert sum(rel["count"]) == 50 and len(rel["edges"]) == 16
+
+
+def test_meter_update_builds_no_tensor_from_host_data(monkeypatch):
+    """torch.tensor(n, device=cuda) is a blocking host-to-device copy: update must not make one per batch."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("ClassificationMeter.update made a tensor from host data (a blocking copy on CUDA)")
+
+    meter = ClassificationMeter(3)
+    logits, target = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]]), torch.tensor([0, 1])
+    monkeypatch.setattr(torch, "tensor", refuse)
+    monkeypatch.setattr(torch, "as_tensor", refuse)
+    meter.update(logits, target)
+    monkeypatch.undo()
+    assert meter.compute()["n"] == 2 and meter.compute()["top1"] == 50.0
+
+
+@pytest.mark.cuda
+def test_meter_update_never_synchronizes_on_cuda():
+    meter = ClassificationMeter(10, device="cuda")
+    logits, target = torch.randn(64, 10, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        meter.update(logits, target)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert meter.compute()["n"] == 64

@@ -254,15 +254,118 @@ def test_torch_compile_matches_eager():
     assert seen == {"input", "stages.0", "stages.1"}
 
 
+def test_compiled_model_mixes_after_an_unmixed_first_forward():
+    """The first compiled forward unmixed (mix.prob < 1): later draws must still mix inside the
+    compiled graph (hooks added after Dynamo's first trace would never run)."""
+    torch.manual_seed(0)
+    model = Tiny()
+    compiled = torch.compile(model, backend="eager")
+    x, y = inputs(size=8)
+    mixer = ManifoldMixup(mode="elem", num_classes=K, seed=0)
+    with mixer.model_context(compiled):  # nothing drawn: an unmixed training forward
+        clean = compiled(x)
+    torch.testing.assert_close(clean, model(x))
+    seen = set()
+    for _ in range(8):
+        mixer.mix(x, y)
+        partner, lam, u = mixer._pending
+        with mixer.model_context(compiled):
+            got = compiled(x)
+        seen.add(mixer.last_layer)
+        mixer._pending = (partner, lam, u)
+        with mixer.model_context(model):  # same draw, eager
+            expected = model(x)
+        torch.testing.assert_close(got, expected)
+        assert not torch.allclose(got, clean), f"layer {mixer.last_layer} was not mixed in the compiled graph"
+    assert seen == {"input", "stages.0", "stages.1"}
+
+
+class _Bf16Stage(nn.Module):
+    def forward(self, x):
+        return x.to(torch.bfloat16)  # a layer whose output is bf16, as under autocast
+
+
+def test_bf16_hidden_state_is_mixed_with_the_targets_lam():
+    """Under autocast the hidden state is bf16; its mix must use the fp32 lam the targets use,
+    rounded once, not lam rounded to bf16 (0.3 -> 0.30078125, a bias shared by every element)."""
+    model = nn.Sequential(_Bf16Stage())
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 16, 64, 64, generator=g), torch.tensor([0, 1])
+    mixer = ManifoldMixup(layers=["0"], mode="batch", num_classes=K, seed=3)
+    r = mixer.mix(x, y)
+    clean = model(x).double()
+    with mixer.model_context(model):
+        mixed = model(x)
+    assert mixed.dtype == torch.bfloat16
+    other = clean[r.partner]
+    d = clean - other
+    lam_eff = ((mixed.double() - other) * d).sum((1, 2, 3)) / d.square().sum((1, 2, 3))  # least squares
+    assert not torch.equal(r.lam.to(torch.bfloat16).float(), r.lam)  # this lam is not exact in bf16
+    torch.testing.assert_close(lam_eff, r.lam.double(), atol=1e-4, rtol=0)
+
+
 @pytest.mark.slow
-def test_trainer_step_with_manifold_mixup(tmp_path):
-    """One tiny epoch through the real trainer: mix -> model_context -> backward."""
+def test_trainer_step_with_manifold_mixup(tmp_path, monkeypatch):
+    """A tiny run through the real trainer, compiled (Dynamo, eager backend) with mix.prob=0.5
+    and an unmixed first step: every step that drew a mix mixed a hidden state, no other did,
+    and its targets are the soft ones."""
+    import functools
     import math
 
     from _trainer_utils import FAST, compose
 
     from mixcut.trainer import run
 
-    cfg = compose(FAST + ["mix=manifold_mixup", "mix.mode=elem", "trainer.epochs=1", "data.train_size=32", "data.val_size=16"])
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    steps, model_context, mixed = [], ManifoldMixup.model_context, ManifoldMixup._mixed
+
+    def spy_context(self, model):
+        steps.append({"drawn": self._pending is not None, "mixed": 0, "compiled": hasattr(model, "_orig_mod")})
+        return model_context(self, model)
+
+    def spy_mixed(self, h, name):
+        out = mixed(self, h, name)
+        steps[-1]["mixed"] += int(not torch.equal(out, h))
+        return out
+
+    monkeypatch.setattr(ManifoldMixup, "model_context", spy_context)
+    monkeypatch.setattr(ManifoldMixup, "_mixed", spy_mixed)
+    cfg = compose(
+        FAST
+        + ["mix=manifold_mixup", "mix.prob=0.5", "trainer.seed=1", "trainer.compile=true", "trainer.epochs=1"]
+        + ["data.train_size=96", "data.val_size=16"]
+    )
     summary = run(cfg, tmp_path / "run")
     assert math.isfinite(summary["nll"]) and summary["train_images_per_sec"] > 0
+    assert len(steps) == 6 and all(s["compiled"] for s in steps)
+    assert not steps[0]["drawn"], "this seed must leave the first step unmixed (the case under test)"
+    assert any(s["drawn"] for s in steps)
+    assert [s["mixed"] for s in steps] == [int(s["drawn"]) for s in steps]
+
+
+@pytest.mark.cuda
+def test_compiled_model_mixes_on_cuda_under_bf16_autocast():
+    """Inductor on the GPU, as trainer.compile=auto does: an unmixed first forward, then every drawn
+    layer mixes inside the compiled graph and matches the eager mix under the same autocast."""
+    torch.manual_seed(0)
+    model = Tiny().cuda()
+    compiled = torch.compile(model)
+    x, y = inputs(size=8)
+    x, y = x.cuda(), y.cuda()
+    mixer = ManifoldMixup(mode="elem", num_classes=K, seed=0)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        with mixer.model_context(compiled):
+            clean = compiled(x)
+        seen = set()
+        for _ in range(8):
+            mixer.mix(x, y)
+            partner, lam, u = mixer._pending
+            with mixer.model_context(compiled):
+                got = compiled(x)
+            seen.add(mixer.last_layer)
+            mixer._pending = (partner, lam, u)
+            with mixer.model_context(model):
+                expected = model(x)
+            torch.testing.assert_close(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
+            assert not torch.allclose(got.float(), clean.float())
+    assert seen == {"input", "stages.0", "stages.1"}

@@ -82,3 +82,21 @@ def test_saliencymix_kept_share_ignores_a_nonfinite_partner(mode, inplace):
     healthy = torch.ones(N, dtype=torch.bool)
     healthy[[int(partner[0]), int(partner[1])]] = False
     torch.testing.assert_close(own_share[healthy], res.lam[healthy], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("pairing,n", [("flip", 5), ("perm", 1)])
+@pytest.mark.parametrize("inplace", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_batch_mixup_of_a_sample_with_itself_keeps_its_infinities(pairing, n, inplace, dtype):
+    """Flip pairing in an odd batch, or a batch of one, pairs a sample with itself: its pixels stay its
+    own exactly, ±Inf included (a plain lerp of a with a gives inf - inf = NaN there)."""
+    mixer = create_mixer("mixup", num_classes=3, mode="batch", pairing=pairing, seed=0, inplace=inplace)
+    x = torch.rand(n, 3, 4, 4).to(dtype)
+    x[n // 2, :, ::2] = float("inf")
+    x[n // 2, :, 1::2] = float("-inf")
+    original = x.clone()
+    res = mixer.mix(x, torch.arange(n) % 3)
+    assert int(res.partner[n // 2]) == n // 2
+    assert torch.equal(res.x[n // 2], original[n // 2])
+    if n > 1:
+        assert not torch.equal(res.x[0], original[0])  # the others are mixed
