@@ -1,5 +1,6 @@
-"""From a checked config to the objects a run needs: device, precision, seeds,
-data, mixer, model, optimizer, scheduler, loss, EMA -> `Built`.
+"""From a checked config to the objects a run needs: seeds, data, mixer, model,
+optimizer, scheduler, loss, EMA -> `Built` (the device, precision and seed policy
+it applies lives in `mixcut.runtime.policy`).
 
 Used by the trainer, by checkpoint evaluation and by `scripts/bench_train.py`.
 The order of `build` is part of the behaviour: every random draw (model
@@ -10,10 +11,8 @@ always gives the same run.
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -30,66 +29,7 @@ from .models.init import init_model
 from .optim import apply_lr_scale_without_scheduler, scale_head_lr
 from .runtime import distributed as D
 from .runtime.compile import resolve_compile
-
-
-def resolve_device(name: str, info: D.DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.device={name} but no CUDA device is visible; use trainer.device=cpu (or auto).")
-        if name == "cuda":
-            return torch.device("cuda", info.local_rank % torch.cuda.device_count())
-    return torch.device(name)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX); on AVX2
-    machines bf16 autocast is emulated and many times slower than fp32."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    # auto is fp32 on every CPU: even where bf16 is native (AVX512-BF16) it measured no
-    # faster for the CIFAR models, was not bitwise reproducible, and torch 2.14's oneDNN
-    # bf16 conv backward now and then returns NaN weight gradients (scripts/dev/bf16_cpu_nan.py).
-    if amp == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None
-    if amp == "fp16" and device.type != "cuda":
-        raise ConfigError(
-            "trainer.amp=fp16 needs a CUDA device (its gradient scaler is CUDA-only); on CPU use trainer.amp=bf16 or none."
-        )
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-def cpu_bf16_note(amp_dtype: torch.dtype | None, device: torch.device) -> str | None:
-    """What a user who asked for bf16 on a CPU should know (auto never picks it there)."""
-    if amp_dtype != torch.bfloat16 or device.type != "cpu":
-        return None
-    if not cpu_has_fast_bf16():
-        return "trainer.amp=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): emulated, many times slower than fp32."
-    return (
-        "trainer.amp=bf16 on CPU: not bitwise reproducible; steps whose gradients come out non-finite "
-        "are handled by trainer.on_nonfinite."
-    )
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def set_determinism(on: bool) -> None:
-    if on:
-        import os
-
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.deterministic = on
-    torch.backends.cudnn.benchmark = not on
+from .runtime.policy import cpu_bf16_note, seed_everything, set_determinism, set_tf32
 
 
 def build_mixer(cfg: DictConfig, num_classes: int | None, seed: int) -> Mixer:
@@ -202,7 +142,8 @@ def build(
     t = cfg.trainer
     if t.threads:
         torch.set_num_threads(t.threads)
-    set_determinism(t.deterministic)
+    determinism_note = set_determinism(t.deterministic, device)
+    tf32_note = set_tf32(t.tf32, device, amp_dtype)
     seed_everything(mix_seed(t.seed, info.rank))
 
     source = load_source(cfg.data)
@@ -258,5 +199,5 @@ def build(
         on_nonfinite=t.on_nonfinite,
         max_nonfinite=t.max_nonfinite,
     )
-    notes = [n for n in (size_note, compile_note, cpu_bf16_note(amp_dtype, device)) if n]
+    notes = [n for n in (size_note, compile_note, cpu_bf16_note(amp_dtype, device), tf32_note, determinism_note) if n]
     return Built(data=data, num_classes=num_classes, mixer=mixer, model=model, parts=parts, notes=notes)

@@ -121,8 +121,8 @@ def preflight(argv: list[str], config_dir: str) -> None:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             cfg = compose("train", overrides=overrides)
         check(cfg)  # remembered: the run's own check of the same config returns at once
-        from .build import resolve_amp, resolve_device
         from .runtime.distributed import env_info
+        from .runtime.policy import resolve_amp, resolve_device
 
         resolve_amp(cfg.trainer.amp, resolve_device(cfg.trainer.device, env_info()))
         _check_writable(_run_dir_override(args) or "outputs")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .build import build, resolve_amp, resolve_device
+from .build import build
 from .checkpoint import atomic_save, load_run_checkpoint, restore_training, restore_weights, training_checkpoint
 from .config import check, to_container
 from .engine import NonFiniteLossError, TrainState, train_one_epoch
@@ -26,6 +26,7 @@ from .io import atomic_write, write_probe
 from .loggers import NullLogger, RunLogger, truncate_jsonl, write_json_atomic
 from .report import describe_run, epoch_line, format_table, metric_rows
 from .runtime import distributed as D
+from .runtime.policy import resolve_amp, resolve_device
 from .runtime.signals import StopRequested, StopSignals
 
 log = logging.getLogger("mixcut")

@@ -134,10 +134,10 @@ def evaluate_checkpoint(
 
     The optional evaluators (temperature scaling, adversarial, occlusion, OOD, localization) add
     their own keys to the result; see `claims_evaluations`."""
-    from ..build import resolve_amp, resolve_device
     from ..data import build_data, load_source
     from ..models import create_model
     from ..runtime import distributed as D
+    from ..runtime.policy import resolve_amp, resolve_device
 
     t0 = time.time()
     path = Path(checkpoint)
