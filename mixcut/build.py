@@ -2,7 +2,8 @@
 optimizer, scheduler, loss, EMA -> `Built` (the device, precision and seed policy
 it applies lives in `mixcut.runtime.policy`).
 
-Used by the trainer, by checkpoint evaluation and by `scripts/bench_train.py`.
+Used by the trainer and by `scripts/bench_train.py`; `build_for_eval` builds what
+evaluating a checkpoint needs from the same pieces (`mixcut.evaluate`).
 The order of `build` is part of the behaviour: every random draw (model
 initialisation, data order) happens in the same sequence as before, so a seed
 always gives the same run.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from omegaconf import DictConfig
 
+from .checkpoint import model_weights
 from .config import mixer_options
 from .data import build_data, load_source
 from .data.labels import check_label_range
@@ -29,7 +31,7 @@ from .models.init import init_model
 from .optim import apply_lr_scale_without_scheduler, scale_head_lr
 from .runtime import distributed as D
 from .runtime.compile import resolve_compile
-from .runtime.policy import cpu_bf16_note, seed_everything, set_determinism, set_tf32
+from .runtime.policy import cpu_bf16_note, resolve_amp, resolve_device, seed_everything, set_determinism, set_tf32
 
 
 def build_mixer(cfg: DictConfig, num_classes: int | None, seed: int) -> Mixer:
@@ -201,3 +203,38 @@ def build(
     )
     notes = [n for n in (size_note, compile_note, cpu_bf16_note(amp_dtype, device), tf32_note, determinism_note) if n]
     return Built(data=data, num_classes=num_classes, mixer=mixer, model=model, parts=parts, notes=notes)
+
+
+@dataclass
+class BuiltForEval:
+    """What evaluating a checkpoint needs, built from its config in one process."""
+
+    data: object  # mixcut.data.DataBundle: its val stream is what is evaluated
+    source: object  # the loaded source (file paths for localization), before any device cache
+    num_classes: int
+    model: torch.nn.Module  # the checkpoint's weights (or its EMA's), in eval mode
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    notes: list[str] = field(default_factory=list)
+
+
+def build_for_eval(cfg: DictConfig, checkpoint: dict, use_ema: bool = False) -> BuiltForEval:
+    """Device, precision, validation data and the model with ``checkpoint``'s weights
+    (``use_ema``: its EMA's), built as `build` builds them for training."""
+    device = resolve_device(cfg.trainer.device, D.DistInfo(0, 1, 0))
+    amp_dtype = resolve_amp(cfg.trainer.amp, device)
+    tf32_note = set_tf32(cfg.trainer.tf32, device, amp_dtype)
+    source = load_source(cfg.data)
+    num_classes = num_classes_of(cfg, source)
+    data = build_data(cfg, device, source=source)
+    if data.val is None:
+        raise ConfigError(f"data={cfg.data.name} has no validation split to evaluate on; set data.val_fraction > 0.")
+    model, size_note = create_model_for_data(cfg.model, num_classes, cfg.data.img_size)  # as the trainer built it
+    model.load_state_dict(model_weights(checkpoint, use_ema))
+    model = model.to(device)
+    probe_model(model, cfg, device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.eval()
+    notes = [n for n in (size_note, tf32_note) if n]
+    return BuiltForEval(data, source, num_classes, model, device, amp_dtype, notes)

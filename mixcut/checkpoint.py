@@ -143,3 +143,16 @@ def restore_training(built, ckpt: dict, path: Path, rank: int, world_size: int) 
         p.scaler.load_state_dict(ckpt["scaler"])
     built.mixer.load_state_dict(ckpt["mixer"][rank])
     restore_rng(ckpt["rng"][rank])
+
+
+def model_weights(ckpt: dict, use_ema: bool = False) -> dict:
+    """The model's state dict in a checkpoint, or its EMA's (``use_ema``)."""
+    if "model" not in ckpt:
+        raise CheckpointError("this checkpoint holds no model weights (key 'model').")
+    if not use_ema:
+        return ckpt["model"]
+    ema = ckpt.get("ema")
+    if not ema:
+        raise ConfigError("--ema: this checkpoint has no EMA weights (train with trainer.ema=true).")
+    # ModelEmaV3 keeps the averaged copy under ``module.``
+    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")} or ema
