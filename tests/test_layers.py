@@ -102,3 +102,38 @@ def test_the_rules_would_catch_a_violation(tmp_path):
     finally:
         probe.unlink()
     assert ("mixcut.trainer", ["run"]) in found and ("mixcut.data.pipelines", ["_collate"]) in found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the mixcut modules it imports (function-level imports included;
+    ``from package import module`` points at the module)."""
+    known = {module_name(p) for p in MODULES}
+    graph: dict[str, set[str]] = {}
+    for path in MODULES:
+        edges = set()
+        for target, names in imports(path):
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in known]
+            edges.update(subs or ([target] if target in known else []))
+        graph[module_name(path)] = edges - {module_name(path)}
+    return graph
+
+
+def test_no_import_circles():
+    """No module imports itself through others, not even through an import inside a function."""
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    circles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                circles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)

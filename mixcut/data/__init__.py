@@ -10,7 +10,8 @@ from ..errors import ConfigError
 from .device_aug import Normalize
 from .pipelines import BatchStream, DataError, Erasing
 from .routes import StreamContext, build_stream, check_route, decode_into_cache, is_file_split, pick_route, resolve_cache
-from .sources import Source, load_source
+from .sources import load_source
+from .splits import Source
 
 __all__ = ["DataBundle", "build_data", "load_source", "DataError", "BatchStream"]
 

@@ -58,7 +58,7 @@ from ..errors import DataError
 from ..io import atomic_write, read_only_by_mode, write_probe
 from ..runtime import distributed as D
 from .folder import BadImage, FileSplit, load_rgb
-from .sources import TensorSplit
+from .splits import TensorSplit
 from .transforms import INTERPOLATIONS, ToUint8Tensor
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from .device_aug import Normalize
 from .folder import FileSplit
 from .pipelines import BatchAugment, BatchStream, DeviceBatches, Erasing, LoaderBatches
 from .shards import ShardBatches, ShardSplit
-from .sources import Source, TensorSplit
+from .splits import Source, TensorSplit
 from .transforms import eval_transform, train_transform
 
 DEVICE, BATCH_AUG, WORKERS = "device", "batch_aug", "workers"

@@ -106,7 +106,7 @@ def shard_split(pattern: str, index: dict, index_url: str, key: str) -> ShardSpl
 
 def shard_source(data_cfg):
     """Train and validation `ShardSplit` and the class names of ``data=shards``."""
-    from .sources import Source
+    from .splits import Source
 
     index, where = load_index(data_cfg.train_shards, data_cfg.shard_index)
     train = shard_split(data_cfg.train_shards, index, where, "train_shards")
