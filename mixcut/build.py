@@ -126,7 +126,7 @@ def num_classes_of(cfg: DictConfig, source) -> int:
 class Built:
     """Everything a training run is made of, built once from the config."""
 
-    data: object  # mixcut.data.Data: source, train and val batch streams
+    data: object  # mixcut.data.DataBundle: source, train and val batch streams
     num_classes: int
     mixer: Mixer
     model: torch.nn.Module  # unwrapped: checkpoints and evaluation use this one

@@ -1,6 +1,7 @@
-"""The package's layering rules (shared/ARCHITECTURE.md), checked on the source:
-imports point downward, no private name crosses a module, Hydra is imported in
-two places only, and mixcut.mix stays pure tensor code."""
+"""The package's layering rules (the README's "Development -> Where things live"),
+checked on the source: imports point downward, no private name crosses a module,
+Hydra is imported in two places only, mixcut.mix stays pure tensor code, and no
+module imports itself through others."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(absolute module, imported names) for every import statement, relative ones resolved."""
-    name = module_name(path)
+def imports(path: Path, name: str | None = None) -> list[tuple[str, list[str]]]:
+    """(absolute module, imported names) for every import statement, relative ones resolved
+    (``name``: the module's dotted name, by default from its place in the package)."""
+    name = name or module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
@@ -95,12 +97,9 @@ def test_bottom_modules_import_nothing_of_mixcut():
 
 def test_the_rules_would_catch_a_violation(tmp_path):
     """The checker itself: a relative upward import and a private name are found."""
-    probe = PACKAGE / "data" / "_layering_probe.py"
+    probe = tmp_path / "_layering_probe.py"
     probe.write_text("from ..trainer import run\nfrom .pipelines import _collate\n")
-    try:
-        found = imports(probe)
-    finally:
-        probe.unlink()
+    found = imports(probe, "mixcut.data._layering_probe")
     assert ("mixcut.trainer", ["run"]) in found and ("mixcut.data.pipelines", ["_collate"]) in found
 
 

@@ -117,14 +117,6 @@ def _writable_dir(path: Path) -> bool:
     if read_only_by_mode(path) or (path.exists() and not os.access(path, os.W_OK)):
         return False
     return write_probe(path, create=True) is None
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_test.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-        return True
-    except OSError:
-        return False
 
 
 def _named_dir(base: Path, root: str | Path) -> Path:
