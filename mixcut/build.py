@@ -1,7 +1,9 @@
-"""From a checked config to the objects a run needs: device, precision, seeds,
-data, mixer, model, optimizer, scheduler, loss, EMA -> `Built`.
+"""From a checked config to the objects a run needs: seeds, data, mixer, model,
+optimizer, scheduler, loss, EMA -> `Built` (the device, precision and seed policy
+it applies lives in `mixcut.runtime.policy`).
 
-Used by the trainer, by checkpoint evaluation and by `scripts/bench_train.py`.
+Used by the trainer and by `scripts/bench_train.py`; `build_for_eval` builds what
+evaluating a checkpoint needs from the same pieces (`mixcut.evaluate`).
 The order of `build` is part of the behaviour: every random draw (model
 initialisation, data order) happens in the same sequence as before, so a seed
 always gives the same run.
@@ -10,13 +12,12 @@ always gives the same run.
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from .checkpoint import model_weights
 from .config import mixer_options
 from .data import build_data, load_source
 from .data.labels import check_label_range
@@ -30,79 +31,7 @@ from .models.init import init_model
 from .optim import apply_lr_scale_without_scheduler, scale_head_lr
 from .runtime import distributed as D
 from .runtime.compile import resolve_compile
-
-
-def resolve_device(name: str, info: D.DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.device={name} but no CUDA device is visible; use trainer.device=cpu (or auto).")
-        if name == "cuda":
-            return torch.device("cuda", info.local_rank % torch.cuda.device_count())
-    return torch.device(name)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX); on AVX2
-    machines bf16 autocast is emulated and many times slower than fp32."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    # auto is fp32 on every CPU: even where bf16 is native (AVX512-BF16) it measured no
-    # faster for the CIFAR models, was not bitwise reproducible, and torch 2.14's oneDNN
-    # bf16 conv backward now and then returns NaN weight gradients (scripts/dev/bf16_cpu_nan.py).
-    if amp == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None
-    if amp == "fp16" and device.type != "cuda":
-        raise ConfigError(
-            "trainer.amp=fp16 needs a CUDA device (its gradient scaler is CUDA-only); on CPU use trainer.amp=bf16 or none."
-        )
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-def cpu_bf16_note(amp_dtype: torch.dtype | None, device: torch.device) -> str | None:
-    """What a user who asked for bf16 on a CPU should know (auto never picks it there)."""
-    if amp_dtype != torch.bfloat16 or device.type != "cpu":
-        return None
-    if not cpu_has_fast_bf16():
-        return "trainer.amp=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): emulated, many times slower than fp32."
-    return (
-        "trainer.amp=bf16 on CPU: not bitwise reproducible; steps whose gradients come out non-finite "
-        "are handled by trainer.on_nonfinite."
-    )
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def set_determinism(on: bool, device: torch.device | None = None) -> str | None:
-    """``trainer.deterministic``: torch's deterministic algorithms (warn-only), cuDNN without
-    autotuning, cuBLAS's fixed workspace. Returns what the run's first lines say about it on CUDA."""
-    import os
-
-    if on:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when the first cuBLAS handle is made
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.deterministic = on
-    torch.backends.cudnn.benchmark = not on
-    if not on or device is None or device.type != "cuda":
-        return None
-    # torch/__init__.py, use_deterministic_algorithms: index_add_, scatter_add_, index_select's backward,
-    # cumsum and cuDNN convolutions switch to deterministic kernels; the listed ops without one only warn.
-    return (
-        "trainer.deterministic=true on CUDA: deterministic kernels where torch has them (convolutions, index_add_, "
-        "scatter_add_, index_select's backward, cumsum; CUBLAS_WORKSPACE_CONFIG="
-        f"{os.environ.get('CUBLAS_WORKSPACE_CONFIG')}); an op without one (e.g. the backward of bilinear interpolate, "
-        "grid_sample or a non-global adaptive pooling) still runs nondeterministically, and torch warns once when it does. "
-        "Bit-identical resume is tested on CPU."
-    )
+from .runtime.policy import cpu_bf16_note, resolve_amp, resolve_device, seed_everything, set_determinism, set_tf32
 
 
 def build_mixer(cfg: DictConfig, num_classes: int | None, seed: int) -> Mixer:
@@ -197,7 +126,7 @@ def num_classes_of(cfg: DictConfig, source) -> int:
 class Built:
     """Everything a training run is made of, built once from the config."""
 
-    data: object  # mixcut.data.Data: source, train and val batch streams
+    data: object  # mixcut.data.DataBundle: source, train and val batch streams
     num_classes: int
     mixer: Mixer
     model: torch.nn.Module  # unwrapped: checkpoints and evaluation use this one
@@ -216,6 +145,7 @@ def build(
     if t.threads:
         torch.set_num_threads(t.threads)
     determinism_note = set_determinism(t.deterministic, device)
+    tf32_note = set_tf32(t.tf32, device, amp_dtype)
     seed_everything(mix_seed(t.seed, info.rank))
 
     source = load_source(cfg.data)
@@ -271,5 +201,40 @@ def build(
         on_nonfinite=t.on_nonfinite,
         max_nonfinite=t.max_nonfinite,
     )
-    notes = [n for n in (size_note, compile_note, cpu_bf16_note(amp_dtype, device), determinism_note) if n]
+    notes = [n for n in (size_note, compile_note, cpu_bf16_note(amp_dtype, device), tf32_note, determinism_note) if n]
     return Built(data=data, num_classes=num_classes, mixer=mixer, model=model, parts=parts, notes=notes)
+
+
+@dataclass
+class BuiltForEval:
+    """What evaluating a checkpoint needs, built from its config in one process."""
+
+    data: object  # mixcut.data.DataBundle: its val stream is what is evaluated
+    source: object  # the loaded source (file paths for localization), before any device cache
+    num_classes: int
+    model: torch.nn.Module  # the checkpoint's weights (or its EMA's), in eval mode
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    notes: list[str] = field(default_factory=list)
+
+
+def build_for_eval(cfg: DictConfig, checkpoint: dict, use_ema: bool = False) -> BuiltForEval:
+    """Device, precision, validation data and the model with ``checkpoint``'s weights
+    (``use_ema``: its EMA's), built as `build` builds them for training."""
+    device = resolve_device(cfg.trainer.device, D.DistInfo(0, 1, 0))
+    amp_dtype = resolve_amp(cfg.trainer.amp, device)
+    tf32_note = set_tf32(cfg.trainer.tf32, device, amp_dtype)
+    source = load_source(cfg.data)
+    num_classes = num_classes_of(cfg, source)
+    data = build_data(cfg, device, source=source)
+    if data.val is None:
+        raise ConfigError(f"data={cfg.data.name} has no validation split to evaluate on; set data.val_fraction > 0.")
+    model, size_note = create_model_for_data(cfg.model, num_classes, cfg.data.img_size)  # as the trainer built it
+    model.load_state_dict(model_weights(checkpoint, use_ema))
+    model = model.to(device)
+    probe_model(model, cfg, device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.eval()
+    notes = [n for n in (size_note, tf32_note) if n]
+    return BuiltForEval(data, source, num_classes, model, device, amp_dtype, notes)

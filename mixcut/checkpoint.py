@@ -3,7 +3,6 @@ checkpoint holds (format version) and how it is restored for an exact resume."""
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError, ConfigError, StorageError
-from .io import fsync_dir
+from .io import atomic_write
 from .runtime import faults
 
 
@@ -21,18 +20,12 @@ def atomic_save(obj: dict, path: str | Path) -> None:
     old file or the new one, never a torn file: write a temporary file in the
     same directory, flush and fsync it, then rename it over ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as f:
             torch.save(obj, f)
             faults.point("save")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
     except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise StorageError(f"could not write checkpoint {path} ({reason}); the previous checkpoint there is unchanged.") from e
 
@@ -159,3 +152,16 @@ def restore_training(built, ckpt: dict, path: Path, rank: int, world_size: int) 
         p.scaler.load_state_dict(ckpt["scaler"])
     built.mixer.load_state_dict(ckpt["mixer"][rank])
     restore_rng(ckpt["rng"][rank])
+
+
+def model_weights(ckpt: dict, use_ema: bool = False) -> dict:
+    """The model's state dict in a checkpoint, or its EMA's (``use_ema``)."""
+    if "model" not in ckpt:
+        raise CheckpointError("this checkpoint holds no model weights (key 'model').")
+    if not use_ema:
+        return ckpt["model"]
+    ema = ckpt.get("ema")
+    if not ema:
+        raise ConfigError("--ema: this checkpoint has no EMA weights (train with trainer.ema=true).")
+    # ModelEmaV3 keeps the averaged copy under ``module.``
+    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")} or ema

@@ -163,8 +163,8 @@ def preflight(argv: list[str], config_dir: str) -> None:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             cfg = compose("train", overrides=overrides)
         check(cfg)  # remembered: the run's own check of the same config returns at once
-        from .build import resolve_amp, resolve_device
         from .runtime.distributed import env_info
+        from .runtime.policy import resolve_amp, resolve_device
 
         device = resolve_device(cfg.trainer.device, env_info())
         if device.type == "cuda":  # before resolve_amp's probe, which runs on the current device (else cuda:0 on every rank)

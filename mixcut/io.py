@@ -1,10 +1,14 @@
-"""File-system helpers shared by checkpoints, logs and the data cache: the
-directory fsync that makes a rename durable, and the one write probe."""
+"""File-system helpers shared by checkpoints, logs and the data cache: the one
+atomic write, the directory fsync that makes its rename durable, and the one
+write probe."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 
 def fsync_dir(directory: Path) -> None:
@@ -19,6 +23,29 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; on a clean exit, flush and
+    fsync it, rename it over ``path`` and fsync the directory.
+
+    A crash or an exception at any moment leaves either the old file or the new
+    one, never a torn file; the temporary file (``.NAME.PID.tmp``) is removed on
+    an exception. ``mode`` is ``"wb"`` or ``"w"`` (then ``encoding`` applies).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def nearest_existing(path: Path) -> Path:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from .errors import StorageError
+from .io import atomic_write
 
 log = logging.getLogger("mixcut")
 
@@ -76,24 +77,16 @@ def truncate_jsonl(path: Path, keep_before_epoch: int) -> None:
     if not path.exists():
         return
     kept = [r for r in read_jsonl(path) if r.get("epoch", 0) < keep_before_epoch]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w", encoding="utf-8") as f:
         for r in kept:
             f.write(json.dumps(r, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @_storage_errors
 def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w", encoding="utf-8") as f:
         json.dump(_jsonable(obj), f, indent=2, sort_keys=True)
         f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class NullLogger:

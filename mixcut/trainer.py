@@ -9,22 +9,24 @@ Reading order: `run` -> `Trainer.__init__` (run directory, `build.build`) ->
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .build import build, resolve_amp, resolve_device
+from .build import build
 from .checkpoint import atomic_save, load_run_checkpoint, restore_training, restore_weights, training_checkpoint
 from .config import check, to_container
 from .engine import NonFiniteLossError, TrainState, train_one_epoch
 from .errors import ConfigError, StorageError
 from .eval import METRIC_NAMES, evaluate_split
-from .io import write_probe
+from .io import atomic_write, write_probe
 from .loggers import NullLogger, RunLogger, truncate_jsonl, write_json_atomic
 from .report import describe_run, epoch_line, format_table, metric_rows
 from .runtime import distributed as D
+from .runtime.policy import resolve_amp, resolve_device
 from .runtime.signals import StopRequested, StopSignals
 
 log = logging.getLogger("mixcut")
@@ -253,14 +255,10 @@ class Trainer:
             log.info(epoch_line(record, self.cfg.trainer.epochs))
         self.save("last.pt")
         if improved and self.cfg.trainer.save_best and self.info.is_main:
-            import shutil
-
-            tmp = self.ckpt_dir / ".best.pt.tmp"
             try:
-                shutil.copyfile(self.ckpt_dir / "last.pt", tmp)
-                tmp.replace(self.ckpt_dir / "best.pt")
+                with open(self.ckpt_dir / "last.pt", "rb") as src, atomic_write(self.ckpt_dir / "best.pt") as dst:
+                    shutil.copyfileobj(src, dst)
             except OSError as e:
-                tmp.unlink(missing_ok=True)
                 raise StorageError(f"could not write {self.ckpt_dir / 'best.pt'} ({e.strerror}); last.pt is intact.") from e
 
     def finish(self) -> dict:

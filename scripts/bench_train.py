@@ -145,8 +145,9 @@ def sync(device: torch.device) -> None:
 
 def build_run(cfg):
     """What the trainer builds from ``cfg`` (`mixcut.build.build`), and the device."""
-    from mixcut.build import build, resolve_amp, resolve_device
+    from mixcut.build import build
     from mixcut.runtime import distributed as D
+    from mixcut.runtime.policy import resolve_amp, resolve_device
 
     info = D.env_info()
     device = resolve_device(cfg.trainer.device, info)

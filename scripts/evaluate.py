@@ -31,8 +31,10 @@ import logging
 import sys
 
 from mixcut.errors import CheckpointError, ConfigError
-from mixcut.eval.checkpoint_eval import evaluate_checkpoint, format_result
+from mixcut.eval.checkpoint_eval import format_result
 from mixcut.eval.corruptions import CORRUPTIONS, SEVERITIES
+from mixcut.eval.options import EvalOptions
+from mixcut.evaluate import evaluate_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,51 +81,41 @@ def _fraction(text: str) -> float:
     return float(num) / float(den) if den else float(num)
 
 
-def _has_boxes(args) -> bool:
-    """--claims runs localization when --boxes is given or the checkpoint's data root holds boxes.txt."""
-    if args.boxes:
-        return True
-    from pathlib import Path
-
-    from mixcut.checkpoint import load_checkpoint
-    from mixcut.eval.checkpoint_eval import config_from_checkpoint
-
-    cfg = config_from_checkpoint(load_checkpoint(Path(args.checkpoint), map_location="cpu"), args.overrides)
-    return cfg.data.root is not None and (Path(cfg.data.root) / "boxes.txt").is_file()
+def options_from_args(args: argparse.Namespace) -> EvalOptions:
+    """The flags as one typed `EvalOptions` (--claims switches on every evaluator; localization when boxes exist)."""
+    return EvalOptions(
+        use_ema=args.ema,
+        seed=args.seed,
+        corruptions=args.corruptions,
+        corruption_names=tuple(args.corruption_names.split(",")) if args.corruption_names else None,
+        severities=tuple(int(s) for s in args.severities.split(",")),
+        corruption_every=args.corruption_every,
+        temperature=args.temperature or args.claims,
+        adversarial=args.adversarial or args.claims,
+        epsilons=tuple(_fraction(e) for e in args.epsilons.split(",")),
+        attacks=("fgsm",) if args.fgsm_only else ("fgsm", "pgd"),
+        pgd_steps=args.pgd_steps,
+        adversarial_every=args.adversarial_every,
+        occlusion=args.occlusion or args.claims,
+        occlusion_sizes=tuple(int(s) for s in args.occlusion_sizes.split(",")) if args.occlusion_sizes else None,
+        occlusion_every=args.occlusion_every,
+        ood=args.ood or args.claims,
+        ood_folders=tuple(args.ood_folder),
+        ood_n=args.ood_n,
+        localization=args.localization,
+        localization_if_boxes=args.claims,
+        boxes=args.boxes,
+        box_format=args.box_format,
+        cam_threshold=args.cam_threshold,
+        cam_method=args.cam_method,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        result = evaluate_checkpoint(
-            args.checkpoint,
-            args.overrides,
-            out_dir=args.out,
-            corruptions=args.corruptions,
-            corruption_names=args.corruption_names.split(",") if args.corruption_names else None,
-            severities=[int(s) for s in args.severities.split(",")],
-            use_ema=args.ema,
-            seed=args.seed,
-            corruption_every=args.corruption_every,
-            temperature=args.temperature or args.claims,
-            adversarial=args.adversarial or args.claims,
-            epsilons=[_fraction(e) for e in args.epsilons.split(",")],
-            attacks=("fgsm",) if args.fgsm_only else ("fgsm", "pgd"),
-            pgd_steps=args.pgd_steps,
-            adversarial_every=args.adversarial_every,
-            occlusion=args.occlusion or args.claims,
-            occlusion_sizes=[int(s) for s in args.occlusion_sizes.split(",")] if args.occlusion_sizes else None,
-            occlusion_every=args.occlusion_every,
-            ood=args.ood or args.claims,
-            ood_folders=args.ood_folder,
-            ood_n=args.ood_n,
-            localization=args.localization or (args.claims and _has_boxes(args)),
-            boxes=args.boxes,
-            box_format=args.box_format,
-            cam_threshold=args.cam_threshold,
-            cam_method=args.cam_method,
-        )
+        result = evaluate_checkpoint(args.checkpoint, args.overrides, options_from_args(args), out_dir=args.out)
     except (ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

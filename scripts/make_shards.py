@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mixcut.data.folder import BadImage, load_rgb, scan_folder  # noqa: E402
+from mixcut.io import atomic_write  # noqa: E402
 
 INDEX_FORMAT = 1
 
@@ -132,9 +133,8 @@ def main(argv=None) -> int:
         if pool is not None:
             pool.close()
             pool.join()
-    tmp = out / ".index.json.tmp"
-    tmp.write_text(json.dumps(index, indent=1))
-    tmp.replace(out / "index.json")  # last: a job never sees an index without its shards
+    with atomic_write(out / "index.json", "w") as f:  # last: a job never sees an index without its shards
+        f.write(json.dumps(index, indent=1))
     for name, s in index["splits"].items():
         print(f"{name}: {s['total']} images in {len(s['shards'])} shards, data.{name}_shards={out / s['pattern']}")
     if index["bad_images"]:

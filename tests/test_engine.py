@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from mixcut.build import resolve_amp
 from mixcut.engine import NonFiniteLossError, StepParts, TrainState, train_one_epoch
 
 
@@ -94,11 +93,6 @@ def test_clip_by_norm_gives_the_same_weights_as_torch_clip_grad_norm():
         opt.step()
         opt.zero_grad()
     assert torch.equal(model.weight, ref.weight) and torch.equal(model.bias, ref.bias)
-
-
-def test_auto_precision_is_fp32_on_cpu():
-    assert resolve_amp("auto", torch.device("cpu")) is None
-    assert resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16
 
 
 # ------------------------------------------------------------------ host-sync budget

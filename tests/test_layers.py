@@ -1,6 +1,7 @@
-"""The package's layering rules (shared/ARCHITECTURE.md), checked on the source:
-imports point downward, no private name crosses a module, Hydra is imported in
-two places only, and mixcut.mix stays pure tensor code."""
+"""The package's layering rules (the README's "Development -> Where things live"),
+checked on the source: imports point downward, no private name crosses a module,
+Hydra is imported in two places only, mixcut.mix stays pure tensor code, and no
+module imports itself through others."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "mixcut"
 
 # Modules that put a run together; nothing below them may import them.
-TOP = {"mixcut.config", "mixcut.build", "mixcut.trainer", "mixcut.cli"}
+TOP = {"mixcut.config", "mixcut.build", "mixcut.trainer", "mixcut.cli", "mixcut.evaluate"}
 # Application-level modules that legitimately sit beside the trainer.
-APPLICATIONS = {"mixcut.cli", "mixcut.trainer", "mixcut.build", "mixcut.eval.checkpoint_eval"}
+APPLICATIONS = {"mixcut.cli", "mixcut.trainer", "mixcut.build", "mixcut.evaluate"}
 HYDRA_ALLOWED = {"mixcut.cli", "mixcut.config.store"}
 
 
@@ -23,9 +24,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(absolute module, imported names) for every import statement, relative ones resolved."""
-    name = module_name(path)
+def imports(path: Path, name: str | None = None) -> list[tuple[str, list[str]]]:
+    """(absolute module, imported names) for every import statement, relative ones resolved
+    (``name``: the module's dotted name, by default from its place in the package)."""
+    name = name or module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
@@ -95,10 +97,42 @@ def test_bottom_modules_import_nothing_of_mixcut():
 
 def test_the_rules_would_catch_a_violation(tmp_path):
     """The checker itself: a relative upward import and a private name are found."""
-    probe = PACKAGE / "data" / "_layering_probe.py"
+    probe = tmp_path / "_layering_probe.py"
     probe.write_text("from ..trainer import run\nfrom .pipelines import _collate\n")
-    try:
-        found = imports(probe)
-    finally:
-        probe.unlink()
+    found = imports(probe, "mixcut.data._layering_probe")
     assert ("mixcut.trainer", ["run"]) in found and ("mixcut.data.pipelines", ["_collate"]) in found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the mixcut modules it imports (function-level imports included;
+    ``from package import module`` points at the module)."""
+    known = {module_name(p) for p in MODULES}
+    graph: dict[str, set[str]] = {}
+    for path in MODULES:
+        edges = set()
+        for target, names in imports(path):
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in known]
+            edges.update(subs or ([target] if target in known else []))
+        graph[module_name(path)] = edges - {module_name(path)}
+    return graph
+
+
+def test_no_import_circles():
+    """No module imports itself through others, not even through an import inside a function."""
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    circles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                circles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)

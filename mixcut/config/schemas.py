@@ -196,7 +196,8 @@ class TrainerConfig:
     epochs: int = 10
     batch_size: int = 128
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: Precision = Precision.auto  # auto: bf16 on CUDA (fp16 without bf16 support), fp32 on CPU
+    amp: Precision = Precision.auto  # auto: bf16 on CUDA with native bf16 (fp16 before Ampere), fp32 on CPU
+    tf32: bool = True  # fp32 matmuls/convolutions in TF32 on Ampere+ GPUs (false: full IEEE fp32)
     seed: int = 0
     deterministic: bool = False
     compile: str = "auto"  # auto (compile on CUDA only) | true | false (see mixcut.runtime.compile)

@@ -9,8 +9,18 @@ import torch
 from ..errors import ConfigError
 from .device_aug import Normalize
 from .pipelines import BatchStream, DataError, Erasing
-from .routes import StreamContext, build_stream, check_route, decode_into_cache, is_file_split, pick_route, resolve_cache
-from .sources import Source, load_source
+from .routes import (
+    StreamContext,
+    StreamSpec,
+    build_stream,
+    check_route,
+    decode_into_cache,
+    is_file_split,
+    pick_route,
+    resolve_cache,
+)
+from .sources import load_source
+from .splits import Source
 
 __all__ = ["DataBundle", "build_data", "load_source", "DataError", "BatchStream"]
 
@@ -33,10 +43,10 @@ def build_data(cfg, device: torch.device, rank: int = 0, world_size: int = 1, so
     cache = resolve_cache(d, source.train)
     check_route(cache, aug)
     if cache == "device" and is_file_split(source.train):
-        source = decode_into_cache(source, cfg, rank, world_size)
+        source = decode_into_cache(source, d, aug, rank, world_size)
     normalize = Normalize(d.mean, d.std, device, channels_last=t.channels_last)
     erasing = Erasing(aug, device) if aug.re_prob > 0 else None
-    ctx = StreamContext(cfg, device, rank, world_size, normalize, erasing)
+    ctx = StreamContext(StreamSpec.from_config(cfg), aug, device, rank, world_size, normalize, erasing)
 
     train = build_stream(pick_route(cache, aug, train=True), source.train, True, ctx)
     if len(train) == 0:

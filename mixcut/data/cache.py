@@ -55,10 +55,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from ..errors import DataError
-from ..io import fsync_dir, read_only_by_mode, write_probe
+from ..io import atomic_write, read_only_by_mode, write_probe
 from ..runtime import distributed as D
 from .folder import BadImage, FileSplit, load_rgb
-from .sources import TensorSplit
+from .splits import TensorSplit
 from .transforms import INTERPOLATIONS, ToUint8Tensor
 
 log = logging.getLogger(__name__)
@@ -117,14 +117,6 @@ def _writable_dir(path: Path) -> bool:
     if read_only_by_mode(path) or (path.exists() and not os.access(path, os.W_OK)):
         return False
     return write_probe(path, create=True) is None
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_test.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-        return True
-    except OSError:
-        return False
 
 
 def _named_dir(base: Path, root: str | Path) -> Path:
@@ -195,21 +187,12 @@ def write_cache(path: Path, key: str, images: torch.Tensor, labels: torch.Tensor
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     head = json.dumps(header).encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(MAGIC)
-            f.write(len(head).to_bytes(8, "little"))
-            f.write(head)
-            f.write(memoryview(labs).cast("B"))
-            f.write(memoryview(imgs).cast("B"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        f.write(MAGIC)
+        f.write(len(head).to_bytes(8, "little"))
+        f.write(head)
+        f.write(memoryview(labs).cast("B"))
+        f.write(memoryview(imgs).cast("B"))
 
 
 def read_header(path: Path) -> tuple[dict, int]:

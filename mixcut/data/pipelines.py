@@ -36,7 +36,7 @@ from .sampling import (
     seeded_globals,
     train_order,
 )
-from .sources import TensorSplit
+from .splits import TensorSplit
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,8 @@ SALT_BATCH_AUGMENT = 0xA06  # crops and flips of a whole batch on the device (Ba
 SALT_SAMPLE_AUGMENT = 0x1D  # per-sample transforms in loader workers
 SALT_MIXER = 0x3143  # the mixer's own generator
 SALT_ERASING = 0xE7A5  # random erasing of a whole batch on the device (pipelines.Erasing)
+SALT_SHARD_ORDER = 0x5AD  # the epoch's order of shards (data=shards)
+SALT_SHARD_SHUFFLE = 0x5B  # the shuffle buffer of each loader worker (data=shards)
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _MASK63 = (1 << 63) - 1

@@ -48,7 +48,15 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..errors import ConfigError, DataError
 from .folder import BadImage, load_rgb
 from .pipelines import BatchAugment, BatchStream, ShortBatchFiller, filled_note, loader_batches
-from .sampling import batch_slices, eval_shard, mix_seed, seeded_globals
+from .sampling import (
+    SALT_SAMPLE_AUGMENT,
+    SALT_SHARD_ORDER,
+    SALT_SHARD_SHUFFLE,
+    batch_slices,
+    eval_shard,
+    mix_seed,
+    seeded_globals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +115,7 @@ def shard_split(pattern: str, index: dict, index_url: str, key: str) -> ShardSpl
 
 def shard_source(data_cfg):
     """Train and validation `ShardSplit` and the class names of ``data=shards``."""
-    from .sources import Source
+    from .splits import Source
 
     index, where = load_index(data_cfg.train_shards, data_cfg.shard_index)
     train = shard_split(data_cfg.train_shards, index, where, "train_shards")
@@ -120,7 +128,7 @@ def shard_source(data_cfg):
 
 # ---------------------------------------------------------------- planning
 def shard_order(n_shards: int, seed: int, epoch: int) -> list[int]:
-    return torch.randperm(n_shards, generator=torch.Generator().manual_seed(mix_seed(seed, epoch, 0x5AD))).tolist()
+    return torch.randperm(n_shards, generator=torch.Generator().manual_seed(mix_seed(seed, epoch, SALT_SHARD_ORDER))).tolist()
 
 
 def pieces(urls: list[str], counts: list[int], lo: int, hi: int) -> list[tuple[str, int, int]]:
@@ -174,7 +182,7 @@ class ShardPlan:
 
 
 # ------------------------------------------------------------ the workers
-class _ShardBatches(IterableDataset):
+class _ShardDataset(IterableDataset):
     """Yields ``(p, images, labels, bad)`` batches of this rank's plan for one epoch."""
 
     def __init__(self, plan: ShardPlan, transform, on_bad_image: str) -> None:
@@ -195,7 +203,7 @@ class _ShardBatches(IterableDataset):
         if o.train and o.shuffle_buffer > 1:
             from webdataset import shuffle
 
-            rng = random.Random(mix_seed(o.seed, epoch, o.rank, w, 0x5B))
+            rng = random.Random(mix_seed(o.seed, epoch, o.rank, w, SALT_SHARD_SHUFFLE))
             # the first batch after 100 samples, not after a full buffer (webdataset's default); it fills as it goes
             stream = shuffle(o.shuffle_buffer, initial=min(100, o.shuffle_buffer), rng=rng)(stream)
         skip = skipped_batches(start, k, w)
@@ -227,7 +235,7 @@ class _ShardBatches(IterableDataset):
     def _batch(self, raw: list[dict], positions: list[int], p: int, epoch: int):
         o = self.plan
         # one augmentation seed per sample from its place in the epoch (unique over ranks), as on the folder path
-        seeds = [mix_seed(o.seed, epoch, pos * o.world_size + o.rank, 0x1D) for pos in positions]
+        seeds = [mix_seed(o.seed, epoch, pos * o.world_size + o.rank, SALT_SAMPLE_AUGMENT) for pos in positions]
         xs, ys, bad = [], [], []
         for sample, seed in zip(raw, seeds):
             name = f"{sample.get('__url__', '?')}:{sample.get('__key__', '?')}"
@@ -285,7 +293,7 @@ class ShardBatches(BatchStream):
             raise ConfigError("data.repeated_aug needs random access; with data=shards set data.repeated_aug=0.")
         self.split, self.batch_augment = split, batch_augment
         self.plan = ShardPlan(split, self.train, self.batch_size, self.seed, self.rank, self.world_size, shuffle_buffer)
-        self.dataset = _ShardBatches(self.plan, transform, on_bad_image)
+        self.dataset = _ShardDataset(self.plan, transform, on_bad_image)
         workers = dict(persistent_workers=persistent_workers, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
         self.loader = DataLoader(
             self.dataset,

@@ -1,44 +1,20 @@
 """Where images come from: in-memory tensors or files on disk.
 
-A `Source` holds a train split, an optional validation split and the class
-names. Tensor splits (digits, CIFAR, synthetic) are uint8 (N, C, H, W); file
+`load_source` builds the `Source` (`splits.py`) that ``data.name`` names: a train
+split, an optional validation split and the class names. Tensor splits (digits, CIFAR, synthetic) are uint8 (N, C, H, W); file
 splits (folder, imagenet) are paths decoded later by the loader or the cache.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from ..errors import ConfigError
 from .folder import FileSplit, balanced_split, scan_folder
-
-
-@dataclass
-class TensorSplit:
-    images: Tensor  # uint8 (N, C, H, W)
-    labels: Tensor  # int64 (N,)
-
-    def __len__(self) -> int:
-        return self.labels.shape[0]
-
-
-Split = TensorSplit | FileSplit
-
-
-@dataclass
-class Source:
-    train: Split
-    val: Split | None
-    classes: list[str]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+from .splits import Source, TensorSplit
 
 
 def _split_tensor(split: TensorSplit, fraction: float, seed: int) -> tuple[TensorSplit, TensorSplit]:

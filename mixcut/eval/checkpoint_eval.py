@@ -1,68 +1,29 @@
-"""Evaluate a checkpoint: accuracy, calibration and robustness to common corruptions.
+"""Evaluate a model built from a checkpoint: accuracy, calibration and robustness to
+common corruptions, plus the papers' claims (`claims.py`).
 
-`evaluate_checkpoint` rebuilds the validation data and the model from the
-configuration saved inside the checkpoint (plus dotlist overrides), then
-reports top-1, top-5, NLL, ECE and Brier, draws a reliability diagram and,
+`evaluate_built` takes what `mixcut.build.build_for_eval` made from a checkpoint
+and reports top-1, top-5, NLL, ECE and Brier, draws a reliability diagram and,
 optionally, measures top-1 under every corruption of `mixcut.eval.corruptions` at
-severities 1-5 and their mean (the mean corruption accuracy). Results go to
-``<out>/<checkpoint stem>.json`` and ``<out>/<checkpoint stem>_reliability.png``.
-Single process; `scripts/evaluate.py` is the command line.
+severities 1-5 and their mean (the mean corruption accuracy).
+`mixcut.evaluate.evaluate_checkpoint` (a checkpoint in, a JSON out) and
+`scripts/evaluate.py` (its command line) stand on it.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from ..checkpoint import load_checkpoint
-from ..config import TrainConfig, check
-from ..errors import CheckpointError, ConfigError
-from .corruptions import CORRUPTIONS, SEVERITIES, corrupt_normalized
-from .loop import evaluate_split
+from .corruptions import CORRUPTIONS, corrupt_normalized
+from .loop import EveryKth, evaluate_split
 from .metrics import METRIC_NAMES
+from .options import EvalOptions
 from .reliability import plot_reliability
 
 log = logging.getLogger("mixcut")
-
-
-def default_out_dir(checkpoint: str | Path) -> Path:
-    """``RUN_DIR/eval`` for ``RUN_DIR/checkpoints/NAME.pt``, else ``eval/`` next to the file."""
-    path = Path(checkpoint).resolve()
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return run_dir / "eval"
-
-
-def config_from_checkpoint(ckpt: dict, overrides: Sequence[str] = ()) -> DictConfig:
-    """The checkpoint's saved (YAML) training config, typed by the schema, with ``key=value`` overrides applied."""
-    if "config" not in ckpt:
-        raise CheckpointError("this checkpoint holds no training config; it was not written by mixcut's trainer.")
-    bad = [o for o in overrides if "=" not in o or o.startswith(("+", "~"))]
-    if bad:
-        raise ConfigError(f"overrides must be key=value (dotlist), e.g. trainer.device=cpu; got {bad}.")
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.create(ckpt["config"]))
-        if overrides:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"cannot apply the checkpoint's config and overrides {list(overrides)}: {e}") from e
-    check(cfg)
-    return cfg
-
-
-def _state_dict(ckpt: dict, use_ema: bool) -> dict:
-    if not use_ema:
-        return ckpt["model"]
-    ema = ckpt.get("ema")
-    if not ema:
-        raise ConfigError("--ema: this checkpoint has no EMA weights (train with trainer.ema=true).")
-    # ModelEmaV3 keeps the averaged copy under ``module.``
-    return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")} or ema
 
 
 class CorruptedBatches:
@@ -83,162 +44,57 @@ class CorruptedBatches:
         return len(self.batches)
 
 
-class EveryKth:
-    """The validation images whose position in the (fixed) validation order is a multiple
-    of ``k``: a deterministic subset that keeps the class balance of an ordered split."""
+def corruption_table(model, val, num_classes: int, device, amp_dtype, mean, std, opts: EvalOptions) -> dict:
+    """Top-1, NLL and ECE under each corruption and severity of ``opts``, their means and the protocol."""
+    names = list(opts.corruption_names or CORRUPTIONS)
+    if opts.corruption_every != 1:
+        val = EveryKth(val, opts.corruption_every)
+    table: dict[str, dict[str, dict]] = {}
+    for i, name in enumerate(names):
+        table[name] = {}
+        for severity in opts.severities:
+            stream = CorruptedBatches(val, name, severity, mean, std, seed=opts.seed * 1000 + i * 10 + severity, device=device)
+            m = evaluate_split(model, stream, num_classes, device, amp_dtype)
+            table[name][str(severity)] = {k: m[k] for k in ("top1", "nll", "ece")}
+            log.info("corruption %-17s severity %d: top1 %.2f", name, severity, m["top1"])
+    by_name = {n: sum(v["top1"] for v in sev.values()) / len(sev) for n, sev in table.items()}
+    subset = "" if opts.corruption_every == 1 else f", on every {opts.corruption_every}th validation image"
+    return dict(
+        corruptions=table,
+        corruption_n=m["n"],
+        corruption_top1_by_name=by_name,
+        corruption_top1_mean=sum(by_name.values()) / len(by_name),
+        corruption_protocol=f"mixcut.corruptions: {len(names)} corruptions x severities {list(opts.severities)}, "
+        "CIFAR-10-C parameters (Hendrycks & Dietterich, ICLR 2019), generated on the fly" + subset,
+    )
 
-    def __init__(self, batches, k: int) -> None:
-        self.batches, self.k = batches, k
 
-    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        seen = 0
-        for x, y in self.batches.epoch(epoch):
-            first = (-seen) % self.k  # index in this batch of the next multiple of k
-            seen += x.shape[0]
-            if first < x.shape[0]:
-                yield x[first :: self.k], y[first :: self.k]
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
-def evaluate_checkpoint(
-    checkpoint: str | Path,
-    overrides: Sequence[str] = (),
-    out_dir: str | Path | None = None,
-    corruptions: bool = False,
-    corruption_names: Sequence[str] | None = None,
-    severities: Sequence[int] = SEVERITIES,
-    use_ema: bool = False,
-    seed: int = 0,
-    corruption_every: int = 1,
-    temperature: bool = False,
-    adversarial: bool = False,
-    epsilons: Sequence[float] = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255),
-    attacks: Sequence[str] = ("fgsm", "pgd"),
-    pgd_steps: int = 5,
-    adversarial_every: int = 1,
-    occlusion: bool = False,
-    occlusion_sizes: Sequence[int] | None = None,
-    occlusion_every: int = 1,
-    ood: bool = False,
-    ood_folders: Sequence[str] = (),
-    ood_n: int = 1000,
-    localization: bool = False,
-    boxes: str | Path | None = None,
-    box_format: str = "mixcut",
-    cam_threshold: float = 0.2,
-    cam_method: str = "auto",
-) -> dict:
-    """Evaluate ``checkpoint`` on its validation split; write JSON and a reliability PNG; return the results.
-
-    The optional evaluators (temperature scaling, adversarial, occlusion, OOD, localization) add
-    their own keys to the result; see `claims_evaluations`."""
-    from ..build import resolve_amp, resolve_device
-    from ..data import build_data, load_source
-    from ..models import create_model
-    from ..runtime import distributed as D
-
-    t0 = time.time()
-    path = Path(checkpoint)
-    ckpt = load_checkpoint(path, map_location="cpu")
-    if "model" not in ckpt:
-        raise CheckpointError(f"{path} holds no model weights (key 'model').")
-    cfg = config_from_checkpoint(ckpt, overrides)
-    names = list(corruption_names or CORRUPTIONS)
-    unknown = [n for n in names if n not in CORRUPTIONS]
-    if unknown:
-        raise ConfigError(f"unknown corruptions {unknown}; choose from: {', '.join(CORRUPTIONS)}.")
-    if corruption_every < 1:
-        raise ConfigError(f"corruption_every must be >= 1 (1 = every validation image); got {corruption_every}.")
-    if any(s not in SEVERITIES for s in severities):
-        raise ConfigError(f"severities must be among {SEVERITIES}; got {list(severities)}.")
-
-    device = resolve_device(cfg.trainer.device, D.DistInfo(0, 1, 0))
-    amp_dtype = resolve_amp(cfg.trainer.amp, device)
-    source = load_source(cfg.data)
-    num_classes = cfg.data.num_classes or source.num_classes
-    data = build_data(cfg, device, source=source)
-    if data.val is None:
-        raise ConfigError(f"data={cfg.data.name} has no validation split to evaluate on; set data.val_fraction > 0.")
-    model = create_model(cfg.model, num_classes, img_size=cfg.data.img_size)  # as the trainer built it
-    model.load_state_dict(_state_dict(ckpt, use_ema))
-    model = model.to(device)
-    if cfg.trainer.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-
-    metrics = evaluate_split(model, data.val, num_classes, device, amp_dtype)
+def evaluate_built(built, cfg, opts: EvalOptions, out: Path, tag: str) -> dict:
+    """The result keys of evaluating ``built`` (a `mixcut.build.BuiltForEval`) on its validation split:
+    clean metrics and reliability (PNG written to ``out``), then every evaluator ``opts`` switches on."""
+    model, data, device, amp_dtype = built.model, built.data, built.device, built.amp_dtype
+    metrics = evaluate_split(model, data.val, built.num_classes, device, amp_dtype)
     reliability = metrics.pop("reliability")
-    tag = path.stem + ("_ema" if use_ema else "")
-    out = Path(out_dir) if out_dir is not None else default_out_dir(path)
     out.mkdir(parents=True, exist_ok=True)
     title = f"{cfg.model.name} / {cfg.data.name} / mix={cfg.mix.name} / seed {cfg.trainer.seed}"
     png = plot_reliability(reliability, out / f"{tag}_reliability.png", title=title)
     result = {
-        "checkpoint": str(path.resolve()),
-        "weights": "ema" if use_ema else "model",
-        "overrides": list(overrides),
+        "weights": "ema" if opts.use_ema else "model",
         "data": cfg.data.name,
         "model": cfg.model.name,
         "mix": cfg.mix.name,
         "seed": cfg.trainer.seed,
-        "epoch": (ckpt.get("state") or {}).get("epoch"),
         "device": str(device),
         "metrics": metrics,
         "reliability": reliability,
         "reliability_png": png.name,
     }
+    if opts.corruptions:
+        result.update(corruption_table(model, data.val, built.num_classes, device, amp_dtype, cfg.data.mean, cfg.data.std, opts))
+    if opts.any_claim:
+        from .claims import claims_evaluations
 
-    if corruptions:
-        val = data.val if corruption_every == 1 else EveryKth(data.val, corruption_every)
-        table: dict[str, dict[str, dict]] = {}
-        for i, name in enumerate(names):
-            table[name] = {}
-            for severity in severities:
-                stream = CorruptedBatches(
-                    val, name, severity, cfg.data.mean, cfg.data.std, seed=seed * 1000 + i * 10 + severity, device=device
-                )
-                m = evaluate_split(model, stream, num_classes, device, amp_dtype)
-                table[name][str(severity)] = {k: m[k] for k in ("top1", "nll", "ece")}
-                log.info("corruption %-17s severity %d: top1 %.2f", name, severity, m["top1"])
-        by_name = {n: sum(v["top1"] for v in sev.values()) / len(sev) for n, sev in table.items()}
-        subset = "" if corruption_every == 1 else f", on every {corruption_every}th validation image"
-        result.update(
-            corruptions=table,
-            corruption_n=m["n"],
-            corruption_top1_by_name=by_name,
-            corruption_top1_mean=sum(by_name.values()) / len(by_name),
-            corruption_protocol=f"mixcut.corruptions: {len(names)} corruptions x severities {list(severities)}, "
-            "CIFAR-10-C parameters (Hendrycks & Dietterich, ICLR 2019), generated on the fly" + subset,
-        )
-
-    claims = dict(temperature=temperature, adversarial=adversarial, occlusion=occlusion, ood=ood, localization=localization)
-    if any(claims.values()):
-        from .claims import ClaimOptions, claims_evaluations
-
-        opts = ClaimOptions(
-            **claims,
-            epsilons=tuple(epsilons),
-            attacks=tuple(attacks),
-            pgd_steps=pgd_steps,
-            adversarial_every=adversarial_every,
-            occlusion_sizes=tuple(occlusion_sizes) if occlusion_sizes is not None else None,
-            occlusion_every=occlusion_every,
-            ood_folders=tuple(ood_folders),
-            ood_n=ood_n,
-            boxes=boxes,
-            box_format=box_format,
-            cam_threshold=cam_threshold,
-            cam_method=cam_method,
-            seed=seed,
-        )
-        result.update(claims_evaluations(model, cfg, data, source, device, amp_dtype, opts, out, tag, title))
-
-    result["wall_time_s"] = time.time() - t0
-    from ..loggers import write_json_atomic
-
-    write_json_atomic(out / f"{tag}.json", result)
-    result["json"] = str(out / f"{tag}.json")
+        result.update(claims_evaluations(model, cfg, data, built.source, device, amp_dtype, opts, out, tag, title))
     return result
 
 

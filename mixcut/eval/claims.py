@@ -1,7 +1,7 @@
 """The papers' claims as evaluations of one checkpoint: calibration after temperature
 scaling, adversarial, occlusion and OOD robustness, weakly-supervised localization.
 
-`claims_evaluations` runs the evaluators that `ClaimOptions` switches on and returns
+`claims_evaluations` runs the evaluators that `EvalOptions` switches on and returns
 the keys `evaluate_checkpoint` adds to its JSON (each evaluator lives in its own
 module; this one only wires them to a checkpoint's model and validation split).
 All of them run the model in float32, whatever trainer.amp says: gradients for
@@ -10,60 +10,17 @@ the attacks and Grad-CAM, and logits comparable across evaluators.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from .loop import EveryKth
+from .options import EvalOptions
 
 
-@dataclass(frozen=True)
-class ClaimOptions:
-    temperature: bool = False
-    adversarial: bool = False
-    occlusion: bool = False
-    ood: bool = False
-    localization: bool = False
-    epsilons: tuple[float, ...] = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
-    attacks: tuple[str, ...] = ("fgsm", "pgd")
-    pgd_steps: int = 5
-    adversarial_every: int = 1
-    occlusion_sizes: tuple[int, ...] | None = None
-    occlusion_every: int = 1
-    ood_folders: tuple[str, ...] = ()
-    ood_n: int = 1000
-    boxes: str | Path | None = None
-    box_format: str = "mixcut"
-    cam_threshold: float = 0.2
-    cam_method: str = "auto"
-    seed: int = 0
-
-
-def _check(opts: ClaimOptions) -> None:
-    from .localization import BOX_READERS
-
-    if opts.occlusion_every < 1:
-        raise ConfigError(f"occlusion_every must be >= 1 (1 = every validation image); got {opts.occlusion_every}.")
-    if opts.adversarial_every < 1:
-        raise ConfigError(f"adversarial_every must be >= 1 (1 = every validation image); got {opts.adversarial_every}.")
-    if opts.box_format not in BOX_READERS:
-        raise ConfigError(f"box format must be one of {', '.join(BOX_READERS)}; got {opts.box_format!r}.")
-    if not 0 < opts.cam_threshold < 1:
-        raise ConfigError(f"cam threshold is a fraction of the map's maximum in (0, 1); got {opts.cam_threshold}.")
-    if any(not 0 <= e <= 1 for e in opts.epsilons):
-        raise ConfigError(f"epsilons are in [0, 1] pixel units (8/255 = 0.0314); got {list(opts.epsilons)}.")
-    if set(opts.attacks) - {"fgsm", "pgd"}:
-        raise ConfigError(f"attacks must be among fgsm, pgd; got {list(opts.attacks)}.")
-    if opts.ood_n < 1:
-        raise ConfigError(f"ood_n must be >= 1; got {opts.ood_n}.")
-
-
-def claims_evaluations(model, cfg, data, source, device, amp_dtype, opts: ClaimOptions, out: Path, tag: str, title: str) -> dict:
-    """The result keys of every evaluator switched on in ``opts``, with their wall times."""
+def claims_evaluations(model, cfg, data, source, device, amp_dtype, opts: EvalOptions, out: Path, tag: str, title: str) -> dict:
+    """The result keys of every evaluator switched on in ``opts`` (checked by the caller), with their wall times."""
     import time
 
-    from .checkpoint_eval import EveryKth
-
-    _check(opts)
     model.eval()
     mean, std = cfg.data.mean, cfg.data.std
     result: dict = {}

@@ -1,6 +1,9 @@
-"""The evaluation loop: one pass over a split, metrics summed across ranks."""
+"""The evaluation loop: one pass over a split, metrics summed across ranks; and
+`EveryKth`, the fixed subset of a split the costly evaluators run on."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -48,3 +51,22 @@ def evaluate_split(model: nn.Module, batches, num_classes: int, device: torch.de
     out = meter.compute()
     out["reliability"] = meter.reliability()
     return out
+
+
+class EveryKth:
+    """The validation images whose position in the (fixed) validation order is a multiple
+    of ``k``: a deterministic subset that keeps the class balance of an ordered split."""
+
+    def __init__(self, batches, k: int) -> None:
+        self.batches, self.k = batches, k
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        seen = 0
+        for x, y in self.batches.epoch(epoch):
+            first = (-seen) % self.k  # index in this batch of the next multiple of k
+            seen += x.shape[0]
+            if first < x.shape[0]:
+                yield x[first :: self.k], y[first :: self.k]
+
+    def __len__(self) -> int:
+        return len(self.batches)

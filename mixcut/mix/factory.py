@@ -56,7 +56,7 @@ class ChoiceOptions(MixOptions):
 register("choice", choice, ChoiceOptions)
 
 
-def mixer_options(name: str) -> set[str]:
+def accepted_options(name: str) -> set[str]:
     """Options accepted by the mixer ``name`` besides the common ones."""
     builder = MIXERS[name].builder
     target = builder.__init__ if inspect.isclass(builder) else builder
@@ -72,7 +72,7 @@ def create_mixer(name: str, **options) -> Mixer:
     """
     if name not in MIXERS:
         raise ValueError(f"unknown mixer {name!r}; choose one of: {', '.join(sorted(MIXERS))}.")
-    allowed = mixer_options(name) | set(COMMON_OPTIONS)
+    allowed = accepted_options(name) | set(COMMON_OPTIONS)
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"mixer {name!r} does not take option(s) {', '.join(unknown)}; it takes: {', '.join(sorted(allowed))}.")

@@ -10,7 +10,8 @@ from _trainer_utils import compose, load_script
 
 from mixcut.checkpoint import CheckpointError
 from mixcut.config import ConfigError
-from mixcut.eval.checkpoint_eval import default_out_dir, evaluate_checkpoint
+from mixcut.eval.options import EvalOptions
+from mixcut.evaluate import default_out_dir, evaluate_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +96,9 @@ def test_bad_inputs_fail_with_a_message(tiny_run, tmp_path, capsys):
     with pytest.raises(ConfigError, match="key=value"):
         evaluate_checkpoint(ckpt, ["+trainer.foo=1"], out_dir=tmp_path)
     with pytest.raises(ConfigError, match="choose from"):
-        evaluate_checkpoint(ckpt, ["trainer.device=cpu"], out_dir=tmp_path, corruptions=True, corruption_names=["snow"])
+        evaluate_checkpoint(ckpt, ["trainer.device=cpu"], EvalOptions(corruptions=True, corruption_names=("snow",)), tmp_path)
     with pytest.raises(ConfigError, match="EMA"):
-        evaluate_checkpoint(ckpt, ["trainer.device=cpu"], out_dir=tmp_path, use_ema=True)
+        evaluate_checkpoint(ckpt, ["trainer.device=cpu"], EvalOptions(use_ema=True), tmp_path)
     bare = tmp_path / "bare.pt"
     torch.save({"model": {}}, bare)
     with pytest.raises(CheckpointError, match="no training config"):
@@ -169,7 +170,7 @@ class _Batches:
 
 @pytest.mark.parametrize("n,batch,k", [(101, 16, 5), (100, 10, 5), (7, 3, 1), (50, 7, 60)])
 def test_every_kth_takes_exactly_the_multiples_of_k_across_batches(n, batch, k):
-    from mixcut.eval.checkpoint_eval import EveryKth
+    from mixcut.eval.loop import EveryKth
 
     kept = torch.cat([y for _, y in EveryKth(_Batches(n, batch), k).epoch(0)])
     assert kept.tolist() == list(range(0, n, k))
@@ -181,13 +182,38 @@ def test_corruption_every_evaluates_the_subset_and_keeps_clean_metrics_whole(tin
     result = evaluate_checkpoint(
         ckpt,
         ["trainer.device=cpu"],
-        out_dir=tmp_path,
-        corruptions=True,
-        corruption_names=["contrast"],
-        severities=[1],
-        corruption_every=5,
+        EvalOptions(corruptions=True, corruption_names=("contrast",), severities=(1,), corruption_every=5),
+        tmp_path,
     )
     assert result["metrics"]["n"] == 48 and result["corruption_n"] == 10  # images 0, 5, ..., 45
     assert "every 5th" in result["corruption_protocol"]
     with pytest.raises(ConfigError, match="corruption_every"):
-        evaluate_checkpoint(ckpt, ["trainer.device=cpu"], out_dir=tmp_path, corruptions=True, corruption_every=0)
+        evaluate_checkpoint(ckpt, ["trainer.device=cpu"], EvalOptions(corruptions=True, corruption_every=0), tmp_path)
+
+
+@pytest.mark.slow
+def test_claims_load_the_checkpoint_once(tiny_run, tmp_path, monkeypatch):
+    """--claims without --boxes decides on localization from the same loaded checkpoint and config."""
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    argv = [str(tiny_run / "checkpoints" / "last.pt"), "--claims", "--out", str(tmp_path), "--epsilons", "0",
+            "--pgd-steps", "1", "--occlusion-sizes", "0,224", "--ood-n", "8", "trainer.device=cpu"]  # fmt: skip
+    assert load_script("evaluate").main(argv) == 0
+    assert len(loads) == 1
+    r = json.loads((tmp_path / "last.json").read_text())
+    assert {"temperature_scaling", "adversarial", "occlusion", "ood"} <= set(r) and "localization" not in r
+
+
+@pytest.mark.slow
+def test_evaluation_is_built_as_training_is(tiny_run, tmp_path, monkeypatch):
+    """build_for_eval takes the class count through build's check and probes the model, as build does."""
+    import mixcut.build
+
+    calls = []
+    real = mixcut.build.num_classes_of
+    monkeypatch.setattr(mixcut.build, "num_classes_of", lambda cfg, source: calls.append("num_classes_of") or real(cfg, source))
+    monkeypatch.setattr(mixcut.build, "probe_model", lambda model, cfg, device: calls.append("probe_model"))
+    ckpt = tiny_run / "checkpoints" / "last.pt"
+    evaluate_checkpoint(ckpt, ["trainer.device=cpu", "trainer.limit_val_batches=1"], out_dir=tmp_path)
+    assert calls == ["num_classes_of", "probe_model"]

@@ -7,7 +7,7 @@ import torch
 from _trainer_utils import FAST, compose
 
 import mixcut.build as build_mod
-from mixcut.data.sources import Source, TensorSplit
+from mixcut.data.splits import Source, TensorSplit
 from mixcut.errors import DataError
 from mixcut.trainer import run
 

@@ -9,7 +9,7 @@ import torch
 
 from mixcut.data.folder import FileSplit
 from mixcut.data.labels import check_label_range
-from mixcut.data.sources import Source, TensorSplit
+from mixcut.data.splits import Source, TensorSplit
 from mixcut.errors import DataError
 from mixcut.mix import MODES, create_mixer
 

@@ -12,7 +12,7 @@ import yaml
 
 from mixcut.mix import MIXERS, create_mixer
 from mixcut.mix.base import MixOptions
-from mixcut.mix.factory import COMMON_OPTIONS, mixer_options
+from mixcut.mix.factory import COMMON_OPTIONS, accepted_options
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "mix"
 COMMON_FIELDS = {f.name for f in fields(MixOptions)}
@@ -27,7 +27,7 @@ def builder_parameters(builder) -> dict[str, inspect.Parameter]:
 def test_schema_fields_are_the_builder_options(name):
     entry = MIXERS[name]
     own_schema = {f.name for f in fields(entry.options)} - COMMON_FIELDS
-    own_builder = mixer_options(name) - set(COMMON_OPTIONS)
+    own_builder = accepted_options(name) - set(COMMON_OPTIONS)
     assert own_schema == own_builder, (
         f"mix={name}: schema-only {own_schema - own_builder}, builder-only {own_builder - own_schema}"
     )
