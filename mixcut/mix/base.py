@@ -301,6 +301,14 @@ class Mixer:
         need none; Manifold Mixup uses it to mix hidden states inside ``model``."""
         return contextlib.nullcontext()
 
+    def after_forward(self, model, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Called once after the forward pass of the batch this mixer mixed last (the
+        trainer calls it under autocast, outside `model_context`). Returns the targets
+        the loss should use and an optional auxiliary loss to add to it. Pixel mixers
+        change nothing; TransMix re-weighs the targets by attention, RecursiveMix adds
+        its consistency loss and keeps the batch as history."""
+        return target, None
+
     def extra_repr(self) -> str:
         return ""
 

@@ -61,7 +61,7 @@ class MixChoice(Mixer):
     def choose(self, u: Tensor) -> Tensor:
         """Member index for uniform draws ``u``."""
         # non_blocking: a plain host-to-device copy would synchronise the stream
-        return torch.bucketize(u, self._edges.to(u.device, non_blocking=True), right=True)
+        return torch.bucketize(u.contiguous(), self._edges.to(u.device, non_blocking=True), right=True)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         k = int(self.choose(torch.rand(1, generator=draws.generator))[0])
