@@ -17,7 +17,7 @@ from .noop import NoMix
 from .recursivemix import RecursiveMix
 from .resizemix import ResizeMix
 from .saliencymix import SaliencyMix, fine_grained_saliency
-from .transmix import TransMix, class_attention, attention_lam
+from .transmix import TransMix, attention_lam, class_attention
 
 __all__ = [
     "MODES",

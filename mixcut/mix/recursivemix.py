@@ -110,6 +110,7 @@ class RecursiveMix(Mixer):
 
     def __init__(self, alpha: float = 0.5, omega: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.set_lam_clip(self.lam_clip)
         self.alpha = check_prob("RecursiveMix alpha", check_positive("RecursiveMix alpha", alpha))
         self.omega = float(omega)
         if self.omega < 0:
