@@ -10,8 +10,8 @@ from _trainer_utils import CONFIGS, compose
 from omegaconf import OmegaConf
 
 from mixcut.build import build_mixer, build_optimizer, build_scheduler
-from mixcut.losses import create_loss
 from mixcut.config import check
+from mixcut.losses import create_loss
 from mixcut.models import create_model
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
