@@ -113,3 +113,22 @@ def test_consistency_loss_leaves_the_forward_unchanged_and_is_computed(name):
         elif (result.lam < 1).any():
             assert aux is not None and aux.item() > 0 and aux.requires_grad
     assert "forward_features" not in vars(model)  # the capture is gone after the pass
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_on_cuda_the_history_stays_on_the_device_and_elem_mode_never_syncs(mode):
+    mixer = RecursiveMix(num_classes=12, seed=0, mode=mode)
+    x, y = constant_batch(1)
+    mixer.mix(x.cuda(), y.cuda())
+    x, y = constant_batch(2)
+    x, y = x.cuda(), y.cuda()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error" if mode == "elem" else "default")
+    try:
+        result = mixer.mix(x, y)
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    assert result.x.is_cuda and mixer.history(x.device)["x"].is_cuda
+    assert torch.allclose(result.target.sum(1), torch.ones(B, device="cuda"), atol=1e-6)

@@ -126,3 +126,19 @@ def test_models_without_class_token_attention_are_refused():
     with pytest.raises(ValueError, match="global_pool='avg'"):
         with mixer.model_context(tiny_vit(global_pool="avg")):
             pass
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_the_attention_weights_match_the_cpu_ones():
+    model = tiny_vit()
+    x, y = torch.randn(4, 3, 32, 32), torch.arange(4)
+    out = {}
+    for device in ("cpu", "cuda"):
+        mixer = TransMix(switch_prob=1.0, num_classes=10, seed=0, mode="elem")
+        net = model.to(device)
+        result = mixer.mix(x.to(device), y.to(device))
+        with mixer.model_context(net):
+            logits = net(result.x)
+        out[device] = mixer.after_forward(net, logits, result.target)[0].cpu()
+    assert torch.allclose(out["cpu"].sum(1), torch.ones(4), atol=1e-6) and out["cuda"].shape == out["cpu"].shape
