@@ -142,3 +142,20 @@ def test_on_cuda_the_attention_weights_match_the_cpu_ones():
             logits = net(result.x)
         out[device] = mixer.after_forward(net, logits, result.target)[0].cpu()
     assert torch.allclose(out["cpu"].sum(1), torch.ones(4), atol=1e-6) and out["cuda"].shape == out["cpu"].shape
+
+
+@pytest.mark.parametrize("side,grid", [(32, 4), (224, 14), (30, 4), (40, 7)])
+def test_patch_masks_are_the_authors_nearest_downsampling(side, grid):
+    """Beckschen/TransMix builds the patch mask with nn.Upsample(size=grid) (nearest) of the pixel box mask."""
+    from mixcut.mix.transmix import patch_masks
+
+    gen = torch.Generator().manual_seed(side)
+    corners = torch.randint(0, side + 1, (50, 4), generator=gen)
+    y0, y1 = corners[:, 0].minimum(corners[:, 1]), corners[:, 0].maximum(corners[:, 1])
+    x0, x1 = corners[:, 2].minimum(corners[:, 3]), corners[:, 2].maximum(corners[:, 3])
+    boxes = torch.stack([y0, y1, x0, x1], 1)
+    pixel = torch.zeros(50, 1, side, side)
+    for i, (a, b, c, d) in enumerate(boxes.tolist()):
+        pixel[i, 0, a:b, c:d] = 1
+    reference = torch.nn.Upsample(size=grid)(pixel).flatten(1)
+    assert torch.equal(patch_masks(boxes, side, side, (grid, grid)), reference)
