@@ -301,6 +301,10 @@ class Mixer:
         need none; Manifold Mixup uses it to mix hidden states inside ``model``."""
         return contextlib.nullcontext()
 
+    def check_model(self, model) -> None:
+        """Raise ValueError, before training starts, if this mixer cannot work with ``model``
+        (pixel mixers work with any model; TransMix needs class-token attention)."""
+
     def after_forward(self, model, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor | None]:
         """Called once after the forward pass of the batch this mixer mixed last (the
         trainer calls it under autocast, outside `model_context`). Returns the targets

@@ -249,8 +249,12 @@ class RecursiveMix(Mixer):
             return contextlib.nullcontext()
         return self._capturing(model)
 
-    @contextlib.contextmanager
-    def _capturing(self, model: nn.Module):
+    def check_model(self, model: nn.Module) -> None:
+        if self.omega > 0:
+            self.consistency_root(model)
+
+    def consistency_root(self, model: nn.Module) -> nn.Module:
+        """The model under its wrappers, or a ValueError when the consistency loss cannot read its features."""
         root, compiled = unwrap_model(model)
         if compiled:
             raise ValueError(
@@ -262,6 +266,11 @@ class RecursiveMix(Mixer):
                 f"RecursiveMix's consistency loss needs forward_features/forward_head, which {type(root).__name__} lacks "
                 "(timm models and mixcut's CIFAR networks have them); set mix.omega=0 to train without it."
             )
+        return root
+
+    @contextlib.contextmanager
+    def _capturing(self, model: nn.Module):
+        root = self.consistency_root(model)
         had_own = "forward_features" in vars(root)
         original = root.forward_features
 

@@ -208,6 +208,9 @@ class TransMix(MixChoice):
         return result
 
     # ----------------------------------------------------------- model side
+    def check_model(self, model: nn.Module) -> None:
+        class_token_model(model)
+
     def model_context(self, model: nn.Module):
         if self._pending is None:
             return contextlib.nullcontext()

@@ -1,5 +1,6 @@
-"""RecursiveMix keeps the previous batch (images, targets, logits) as state: a run stopped in the middle
-of an epoch and resumed from its last checkpoint ends bit for bit where the uninterrupted run ends."""
+"""Mixers that read the model, in real runs. RecursiveMix keeps the previous batch (images, targets, logits)
+as state: a run stopped in the middle of an epoch and resumed from its last checkpoint ends bit for bit where
+the uninterrupted run ends. TransMix refuses a model without class-token attention before the first step."""
 
 from __future__ import annotations
 
@@ -41,3 +42,13 @@ def test_recursivemix_resume_mid_epoch_is_bit_identical(tmp_path, monkeypatch, m
     assert_same_tensors(checkpoint(tmp_path / "straight")["model"], checkpoint(tmp_path / "split")["model"])
     a, b = checkpoint(tmp_path / "straight")["mixer"][0], checkpoint(tmp_path / "split")["mixer"][0]
     assert all(torch.equal(a["history"][k], b["history"][k]) for k in a["history"])
+
+
+def test_transmix_with_a_model_without_class_token_is_refused_before_the_first_step(tmp_path, monkeypatch):
+    from mixcut.errors import ConfigError
+
+    steps = []
+    monkeypatch.setattr(engine.faults, "point", lambda where: steps.append(where))
+    with pytest.raises(ConfigError, match="mix=transmix: .*class token"):
+        run(compose(EXACT + ["mix=transmix"]), tmp_path / "run")  # EXACT trains cifar_resnet20
+    assert steps == []
