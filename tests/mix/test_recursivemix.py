@@ -132,3 +132,33 @@ def test_on_cuda_the_history_stays_on_the_device_and_elem_mode_never_syncs(mode)
         torch.cuda.set_sync_debug_mode(previous)
     assert result.x.is_cuda and mixer.history(x.device)["x"].is_cuda
     assert torch.allclose(result.target.sum(1), torch.ones(B, device="cuda"), atol=1e-6)
+
+
+def test_under_ddp_both_read_the_local_module_and_the_backward_runs(tmp_path):
+    """A one-process gloo group: the consistency loss and the attention row work through the DDP wrapper."""
+    import timm
+    import torch.distributed as dist
+    from torch import nn
+
+    import mixcut.models  # noqa: F401
+    from mixcut.mix import TransMix
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rdzv'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        cnn = nn.parallel.DistributedDataParallel(timm.create_model("cifar_resnet20", num_classes=10))
+        vit = nn.parallel.DistributedDataParallel(timm.create_model("deit_tiny_patch16_224", img_size=32, num_classes=10))
+        pairs = ((cnn, RecursiveMix(alpha=0.9, num_classes=10, seed=0)), (vit, TransMix(switch_prob=1.0, num_classes=10, seed=0)))
+        for model, mixer in pairs:
+            mixer.check_model(model)
+            for _ in range(2):
+                result = mixer.mix(torch.randn(4, 3, 32, 32), torch.arange(4))
+                with mixer.model_context(model):
+                    logits = model(result.x)
+                target, aux = mixer.after_forward(model, logits, result.target)
+                loss = -(target * logits.log_softmax(1)).sum(1).mean() + (0 if aux is None else aux)
+                loss.backward()
+            assert torch.allclose(target.sum(1), torch.ones(4), atol=1e-6)
+        assert "forward_features" not in vars(cnn.module)  # the capture is gone
+    finally:
+        dist.destroy_process_group()
