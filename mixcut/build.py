@@ -182,7 +182,7 @@ def build(
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    compile_model, compile_note = resolve_compile(t.compile, device)  # auto: CUDA only
+    compile_model, compile_note = resolve_compile(t.compile, device, mixer.eager_reason())  # auto: CUDA only
     if compile_model:
         wrapped = torch.compile(wrapped)
     parts = StepParts(

@@ -1,6 +1,7 @@
 """One training epoch: the only place that knows the step order.
 
-batch -> mix (on the device) -> forward under autocast -> soft-target loss
+batch -> mix (on the device) -> forward under autocast (inside the mixer's model context)
+      -> mixer.after_forward (may re-weigh the targets or add an auxiliary loss) -> soft-target loss
       -> backward (scaled for fp16) -> [every grad_accum_steps batches:
          flags: non-finite (loss; gradient norm unless fp16's scaler checks), stop requested
          -> max over ranks (one all-reduce) -> read on the host (the update's one sync)
@@ -182,9 +183,12 @@ def train_one_epoch(
         last_micro = (b + 1) % accum == 0 or b + 1 == n_batches
         sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
-            with parts.autocast(), parts.mixer.model_context(model):
-                logits = model(x)
-            loss = faults.corrupt_loss(parts.loss_fn(logits, target))
+            with parts.autocast():
+                with parts.mixer.model_context(model):
+                    logits = model(x)
+                target, aux_loss = parts.mixer.after_forward(model, logits, target)  # TransMix, RecursiveMix
+            loss = parts.loss_fn(logits, target)
+            loss = faults.corrupt_loss(loss if aux_loss is None else loss + aux_loss)
             scaled = loss / accum
             (parts.scaler.scale(scaled) if parts.scaler is not None else scaled).backward()
         faults.point("step")

@@ -136,6 +136,10 @@ class Trainer:
     # -------------------------------------------------------------- training
     def train(self) -> dict:
         """Resume if asked, train the remaining epochs, write the summary."""
+        try:  # TransMix and RecursiveMix read the model's insides: refuse a model they cannot read, now
+            self.built.mixer.check_model(self.built.model)
+        except ValueError as e:
+            raise ConfigError(f"mix={self.cfg.mix.name}: {e}") from e
         self.resume()
         if self.info.is_main:
             # state.epoch epochs are complete (the checkpoint may sit mid-way into the next one)

@@ -17,7 +17,11 @@ the batch, and its share of one training step (forward, backward, SGD step) of
 
 Our mixers come from `mixcut.mix.MIXERS`, so variants registered later show up
 here; mixers that mix inside the model (a ``model_context``, e.g. Manifold
-Mixup) or that need options without defaults are listed as skipped.
+Mixup) or that need options without defaults are listed as skipped. TransMix and
+RecursiveMix mix pixels and then work after the forward pass: their mixer rows time
+the pixel side (compare with ``cutmix``), and two more rows time the rest (the
+class-token attention row of a DeiT-S block; RecursiveMix's ROI-align and head
+pass with backward on a ResNet-50 feature map).
 """
 
 from __future__ import annotations
@@ -95,9 +99,10 @@ def our_mixers(num_classes: int) -> tuple[list[str], dict[str, str]]:
         except Exception as e:
             skipped[name] = f"cannot be built with default options ({type(e).__name__}: {e})"
             continue
-        if type(mixer).model_context is not Mixer.model_context:
+        inside = type(mixer).model_context is not Mixer.model_context
+        if inside and type(mixer).after_forward is Mixer.after_forward:
             skipped[name] = "mixes inside the model (needs a model), not the pixels"
-            continue
+            continue  # TransMix and RecursiveMix mix pixels too: their rows time that side, `model_side` the rest
         names.append(name)
     return names, skipped
 
@@ -127,6 +132,36 @@ def bench_torchvision(kind, x, y, work, args, num_classes) -> tuple[float | None
         return None, "torchvision not installed"
     transform = (v2.MixUp if kind == "mixup" else v2.CutMix)(alpha=1.0, num_classes=num_classes)
     return try_time(lambda t: transform(t, y), x, work, False, args.warmup, args.repeats)
+
+
+# ---------------------------------------------- model side of TransMix, RecursiveMix
+def bench_model_side(args, device: torch.device) -> list[tuple[str, tuple[float | None, str]]]:
+    """What TransMix and RecursiveMix add after the forward pass, at ``--batch`` and ``--size``: the class-token
+    attention row of a DeiT-S last block (384 wide, 6 heads, 16-pixel patches), and RecursiveMix's ROI-align
+    plus head pass with its backward on a ResNet-50 final feature map (2048 x size/32 x size/32)."""
+    from timm.layers import Attention
+
+    from mixcut.mix.recursivemix import roi_features
+    from mixcut.mix.transmix import class_attention
+
+    out = []
+    tokens = torch.randn(args.batch, (args.size // 16) ** 2 + 1, 384, device=device)
+    attn = Attention(384, num_heads=6, qkv_bias=True).to(device)
+    row = try_time(lambda _: class_attention(attn, tokens, 1), tokens, None, False, args.warmup, args.repeats)
+    out.append(("transmix attention row", row))
+    side = max(args.size // 32, 1)
+    feats = torch.randn(args.batch, 2048, side, side, device=device, requires_grad=True)
+    head = torch.nn.Linear(2048, args.num_classes).to(device)
+    boxes = torch.tensor([[args.size // 4, args.size // 2, args.size // 4, args.size // 2]], device=device).expand(args.batch, 4)
+    wanted = torch.softmax(torch.randn(args.batch, args.num_classes, device=device), 1)
+
+    def consistency(_):
+        roi, _ = roi_features(feats, boxes, args.size, args.size, 2048)
+        loss = -(wanted * head(roi).log_softmax(1)).sum(1).mean()
+        loss.backward()
+
+    out.append(("recursivemix ROI+head fwd/bwd", try_time(consistency, feats, None, False, args.warmup, args.repeats)))
+    return out
 
 
 # --------------------------------------------------------------- train step
@@ -202,6 +237,9 @@ def bench_dtype(dtype_name: str, device: torch.device, args, names: list[str]) -
             add(name, mode, bench_ours(name, mode, x, y, work, args, num_classes))
     for kind, method in (("mixup", "torchvision v2.MixUp"), ("cutmix", "torchvision v2.CutMix")):
         add(method, "batch", bench_torchvision(kind, x, y, work, args, num_classes))
+    if dtype_name == args.dtypes[0] and {"transmix", "recursivemix"} & set(names):
+        for method, result in bench_model_side(args, device):  # after the forward pass; the pixel rows above
+            add(method, "-", result)
     return rows
 
 

@@ -31,6 +31,8 @@ ROWS = [
     ("resizemix", "resizemix", {"scale": (0.1, 0.8)}),
     ("fmix", "fmix", {"alpha": 1.0, "decay_power": 3.0}),
     ("cutout", "cutout", {"size": None, "fill": 0.0}),
+    ("transmix\n(labels: area here;\nattention in training)", "transmix", {}),
+    ("recursivemix\n(history: the batch\nrolled by one)", "recursivemix", {"alpha": 0.9}),
 ]
 
 
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> Path:
         if name == "cutout":
             options["size"] = max(size // 2, 1)
         mixer = create_mixer(name, num_classes=k, seed=args.seed, **({} if name == "none" else {"mode": "elem"}), **options)
+        if name == "recursivemix":  # its history is the previous batch: give it one (this batch, rolled by one)
+            mixer(norm.roll(1, 0).clone(), y.roll(1, 0))
         mixed, target = mixer(norm.clone(), y)
         show = ((mixed * 0.5 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).numpy()
         for c in range(args.n):

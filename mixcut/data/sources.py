@@ -101,7 +101,12 @@ def load_source(data_cfg) -> Source:
     if name == "synthetic":
         n = data_cfg.num_classes or 10
         return synthetic_source(n, data_cfg.img_size, data_cfg.train_size, data_cfg.val_size, data_cfg.split_seed)
-    if name in ("folder", "imagenet"):
+    if name == "imagenet":  # issue 21: also the official flat val/ (devkit labels) and Kaggle's layout
+        from .imagenet_layout import scan_imagenet
+
+        train, val, classes = scan_imagenet(data_cfg.root, data_cfg.val_fraction, data_cfg.split_seed)
+        return Source(train, val, classes)
+    if name == "folder":
         train, val, classes = scan_folder(data_cfg.root, data_cfg.val_fraction, data_cfg.split_seed)
         return Source(train, val, classes)
     if name == "shards":  # issue 13: WebDataset shards (counts from their index.json, nothing decoded here)

@@ -14,8 +14,10 @@ from .fmix import FMix
 from .manifold import ManifoldMixup, eligible_layers
 from .mixup import Mixup
 from .noop import NoMix
+from .recursivemix import RecursiveMix
 from .resizemix import ResizeMix
 from .saliencymix import SaliencyMix, fine_grained_saliency
+from .transmix import TransMix, attention_lam, class_attention
 
 __all__ = [
     "MODES",
@@ -35,6 +37,10 @@ __all__ = [
     "ResizeMix",
     "SaliencyMix",
     "fine_grained_saliency",
+    "TransMix",
+    "class_attention",
+    "attention_lam",
+    "RecursiveMix",
     "MIXERS",
     "create_mixer",
 ]

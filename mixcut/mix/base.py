@@ -317,6 +317,23 @@ class Mixer:
         need none; Manifold Mixup uses it to mix hidden states inside ``model``."""
         return contextlib.nullcontext()
 
+    def check_model(self, model) -> None:
+        """Raise ValueError, before training starts, if this mixer cannot work with ``model``
+        (pixel mixers work with any model; TransMix needs class-token attention)."""
+
+    def eager_reason(self) -> str | None:
+        """Why this mixer needs the model to run eagerly (not ``torch.compile``d), or None.
+        ``trainer.compile=auto`` then leaves the model eager instead of failing."""
+        return None
+
+    def after_forward(self, model, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Called once after the forward pass of the batch this mixer mixed last (the
+        trainer calls it under autocast, outside `model_context`). Returns the targets
+        the loss should use and an optional auxiliary loss to add to it. Pixel mixers
+        change nothing; TransMix re-weighs the targets by attention, RecursiveMix adds
+        its consistency loss and keeps the batch as history."""
+        return target, None
+
     def extra_repr(self) -> str:
         return ""
 

@@ -64,7 +64,7 @@ class MixChoice(Mixer):
         edges = self._edges_on.get(u.device)
         if edges is None:  # once per device: a host-to-device copy per call costs a transfer each batch
             edges = self._edges_on[u.device] = self._edges.to(u.device)
-        return torch.bucketize(u, edges, right=True)
+        return torch.bucketize(u.contiguous(), edges, right=True)
 
     def apply_batch(self, x: Tensor, partner: Tensor, draws: Draws) -> tuple[Tensor, Tensor]:
         k = int(self.choose(torch.rand(1, generator=draws.generator))[0])

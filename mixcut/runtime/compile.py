@@ -29,10 +29,14 @@ def normalize_compile(value) -> str:
     return text
 
 
-def resolve_compile(value, device: torch.device) -> tuple[bool, str]:
-    """Whether to compile on ``device``, and a line for the run's first lines."""
+def resolve_compile(value, device: torch.device, eager_reason: str | None = None) -> tuple[bool, str]:
+    """Whether to compile on ``device``, and a line for the run's first lines. ``eager_reason``
+    (from the mixer) says why the model must run eagerly: ``auto`` then does not compile, and
+    ``true`` is refused later by the mixer's own check, with the same reason."""
     mode = normalize_compile(value)
     if mode == "auto":
+        if device.type == "cuda" and eager_reason:
+            return False, f"trainer.compile=auto: not compiling ({eager_reason})"
         if device.type == "cuda":
             return True, "trainer.compile=auto: compiling the model (auto compiles on CUDA only)"
         return False, f"trainer.compile=auto: not compiling on {device.type} (auto compiles on CUDA only; true forces it)"

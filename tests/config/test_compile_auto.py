@@ -28,3 +28,18 @@ def test_config_default_and_values():
     check(compose([*FAST, "trainer.compile=false"]))
     with pytest.raises(ConfigError, match="trainer.compile"):
         check(compose([*FAST, "trainer.compile=sometimes"]))
+
+
+@pytest.mark.parametrize("mix,eager", [("transmix", True), ("recursivemix", True), ("cutmix", False), ("manifold_mixup", False)])
+def test_auto_leaves_the_model_eager_for_mixers_that_read_its_insides(mix, eager):
+    """TransMix and RecursiveMix hook the model; a compiled graph would not run the hooks, so auto
+    (compiling on CUDA) must leave the model eager, saying why, rather than stop the run."""
+    from mixcut.build import build_mixer
+
+    cfg = compose([*FAST, f"mix={mix}"])
+    reason = build_mixer(cfg, 10, 0).eager_reason()
+    assert bool(reason) is eager
+    on, note = resolve_compile("auto", torch.device("cuda"), reason)
+    assert on is not eager
+    if eager:
+        assert "not compiling" in note and reason in note

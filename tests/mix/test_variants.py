@@ -442,7 +442,7 @@ def test_visualize_script_writes_a_grid(tmp_path):
     folder = make_image_folder(tmp_path / "data", classes=3, per_class=2, size=20)
     out = vis.main(["--folder", str(folder), "--n", "4", "--size", "24", "--out", str(tmp_path / "grid.png")])
     width, height = Image.open(out).size
-    assert width > 300 and height > 600  # 9 rows of 4 tiles
+    assert width > 300 and height > 600  # 11 rows of 4 tiles
     assert [name for _, name, _ in vis.ROWS] == [
         "none",
         "mixup",
@@ -453,4 +453,6 @@ def test_visualize_script_writes_a_grid(tmp_path):
         "resizemix",
         "fmix",
         "cutout",
+        "transmix",
+        "recursivemix",
     ]
