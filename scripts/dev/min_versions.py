@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 _MIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*>=\s*([0-9][A-Za-z0-9.]*)\s*$")
 
 
+def _string_list(text: str, key: str) -> list[str]:
+    """The strings of the first ``key = [...]`` array in a TOML text (tomllib is Python >= 3.11 only, and
+    pyproject.toml promises 3.10)."""
+    m = re.search(rf"^{re.escape(key)}\s*=\s*\[(.*?)\]", text, re.M | re.S)
+    return re.findall(r'"([^"]*)"', m.group(1)) if m else []
+
+
 def minimum_pins(pyproject: Path, extras: tuple[str, ...] = ("dev",)) -> list[str]:
     """``name==version`` for every ``name>=version`` in the dependencies and the given extras, sorted, no duplicates."""
-    project = tomllib.loads(pyproject.read_text())["project"]
-    reqs = list(project["dependencies"])
+    text = pyproject.read_text()
+    reqs = _string_list(text, "dependencies")
     for extra in extras:
-        reqs += project.get("optional-dependencies", {}).get(extra, [])
+        reqs += _string_list(text.split("[project.optional-dependencies]", 1)[-1], extra)
     pins: dict[str, str] = {}
     for req in reqs:
         m = _MIN.match(req)
