@@ -147,6 +147,7 @@ for name in "${STEPS[@]}"; do
     *) status="failed (exit $rc)" ;;
   esac
   if [ "$name" = host_sync ] && [ $rc -eq 5 ]; then status="absent (no host_sync test)"; fi
+  if [ "$name" = train ] && [ -f "$OUT/run/summary.json" ]; then cp "$OUT/run/summary.json" "$OUT/train_summary.json"; fi
   printf '%s\t%s\t%s\t%s\n' "$name" "$status" $((SECONDS - t0)) "$rc" >>"$OUT/steps.tsv"
   echo "   $status in $((SECONDS - t0))s (log: $OUT/logs/$name.log)"
 done
@@ -175,9 +176,11 @@ for line in (out / "steps.tsv").read_text().splitlines():
     name, status, seconds, rc = (line.split("\t") + [""] * 4)[:4]
     steps[name] = {"status": status, "seconds": int(seconds or 0), "result": ""}
 
-run, resumed, ev, fp16 = load("run/summary.json"), None, load("eval_cpu/last.json"), load("fp16/summary.json")
-if "train" in steps and run:
-    steps["train"]["result"] = f"top1 {run['top1']:.2f}, {run['train_images_per_sec']:.0f} img/s"
+if "env" in steps and env:
+    steps["env"]["result"] = f"{env.get('card', 'no CUDA device')}, torch {env.get('torch')}, {env.get('device_count')} GPU(s)"
+first, run, ev, fp16 = load("train_summary.json"), load("run/summary.json"), load("eval_cpu/last.json"), load("fp16/summary.json")
+if "train" in steps and first:
+    steps["train"]["result"] = f"top1 {first['top1']:.2f}, {first['train_images_per_sec']:.0f} img/s (compile time included)"
 if "resume" in steps and run:
     ok = run.get("epochs") == 4 and run.get("finished")
     steps["resume"]["result"] = f"epochs {run.get('epochs')}, top1 {run['top1']:.2f}"
@@ -199,11 +202,13 @@ bt = load("bench_train.json")
 if "bench_train" in steps and bt:
     steps["bench_train"]["result"] = ", ".join(f"mix {r['mix']}: {r['img_s']:.0f} img/s" for r in bt["results"])
     steps["bench_train"]["numbers"] = bt["results"]
-if "bench_mix" in steps and (out / "bench_mix.json").exists():
-    steps["bench_mix"]["result"] = "numbers in bench_mix.json; " + tail("bench_mix", 1)
+bm = load("bench_mix.json")
+if "bench_mix" in steps and bm:
+    rows = [r for r in bm["rows"] if r.get("vs_timm") and r["dtype"] == "float32"]
+    steps["bench_mix"]["result"] = "; ".join(f"{r['method']} {r['mode']} {r['ms']:.2f} ms ({r['vs_timm']:.2f}x timm)" for r in rows[:6])
 if "bench_compile" in steps:
     rows = [ln for ln in ((out / "logs" / "bench_compile.log").read_text().splitlines()
-            if (out / "logs" / "bench_compile.log").exists() else []) if re.match(r"^\S+\s+(eager|compiled)\s", ln)]
+            if (out / "logs" / "bench_compile.log").exists() else []) if re.match(r"^\S+\s+(eager|compiled)\s+[\d.]+ img/s", ln)]
     steps["bench_compile"]["result"] = "; ".join(re.sub(r"\s+", " ", r) for r in rows)[:400]
 for name, s in steps.items():
     if not s["result"] and s["status"] != "ok":
