@@ -254,3 +254,26 @@ def test_cifar10_mixers_study_at_a_tiny_size(tmp_path):
     assert "manifold_mixup" in (out / "results.md").read_text() and (out / "results.png").is_file()
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "== " not in again.stdout
+
+
+def test_readme_slurm_launcher_command_composes():
+    """The README's submitit command, every override as written (submitting needs a cluster: the launch itself is
+    the sbatch test's stand-in above and tests/runtime/test_distributed.py's environment tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mixcut.config import register_configs
+
+    (line,) = _readme_block_after("SLURM")
+    argv = shlex.split(line)
+    assert argv[:3] == ["python", "train.py", "-m"]
+    overrides = argv[3:]
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.nodes == 2 and launcher.gpus_per_node == 8
+    assert launcher.tasks_per_node == 8 and launcher.partition == "gpu" and launcher.timeout_min == 2880
+    assert cfg.trainer.resume == "auto" and cfg.model.name == "resnet50" and cfg.data.root == "/data/imagenet"
