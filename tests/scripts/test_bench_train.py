@@ -5,12 +5,9 @@ data path runs through the script's real entry point."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from _trainer_utils import REPO, load_script, make_image_folder
+from _trainer_utils import load_script, make_image_folder
 
 TINY = ["--model", "cifar_resnet20", "--img-size", "16", "--batch", "4", "--steps", "1", "--warmup", "0", "--workers", "0"]
 TINY += ["--device", "cpu", "--amp", "none", "--aug", "cifar", "--num-classes", "3"]
@@ -47,17 +44,14 @@ def test_data_only_times_the_stream_without_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_path_through_the_command_line(tmp_path):
-    """folder, device cache and shards (written from --data by make_shards.py on first use) and the synthetic
-    ceiling, as ``python scripts/bench_train.py ...``."""
+def test_every_data_path(tmp_path, capsys):
+    """folder, device cache and shards (written from --data by make_shards.py on first use) beside the synthetic
+    ceiling; the script's own command line is run by tests/scripts/test_scripts.py (--help)."""
+    bench = load_script("bench_train")
     data = make_image_folder(tmp_path / "folder", classes=2, per_class=6)
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(REPO / "scripts" / "bench_train.py"), *TINY, "--data", str(data), "--mixes", "deit"]
-    cmd += ["--shards", str(tmp_path / "shards"), "--shard-size", "4", "--cache-dir", str(tmp_path / "cache")]
-    cmd += ["--json", str(out)]
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", WANDB_MODE="disabled")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    argv = TINY + ["--data", str(data), "--mixes", "none", "--shards", str(tmp_path / "shards"), "--shard-size", "4"]
+    assert bench.main(argv + ["--cache-dir", str(tmp_path / "cache"), "--json", str(out)]) == 0
     rows = {r["path"]: r for r in json.loads(out.read_text())["results"]}
     assert set(rows) == {"synthetic", "cache", "folder", "shards"}
     assert (tmp_path / "shards" / "index.json").is_file()
