@@ -12,9 +12,10 @@
 #   resume       the same run to 4 epochs with trainer.resume=auto
 #   eval_cpu     scripts/evaluate.py on the run's last.pt with trainer.device=cpu (a CUDA checkpoint on the CPU)
 #   fp16_fault   1 epoch with trainer.amp=fp16 (GradScaler), clipping and a NaN loss injected at step 3
-#   cuda_tests   python -m pytest -m cuda (mixers, evaluators, the trainer: tests/cuda)
 #   host_sync    the host-sync budget tests (pytest -k host_sync; "absent" where there are none)
-#   bench_train  scripts/bench_train.py: resnet50, 224 px, bf16, channels-last, compile, synthetic batches (img/s)
+#   cuda_tests   python -m pytest -m cuda (mixers, evaluators, the trainer: tests/cuda)
+#   bench_train  scripts/bench_train.py: resnet50, 224 px, bf16, channels-last, compile, DeiT mixing, synthetic
+#                batches (img/s; one compilation)
 #   bench_mix    scripts/bench_mix.py --device cuda
 #   bench_compile scripts/bench_compile.py --device cuda (eager vs compiled, recompiles)
 #
@@ -97,11 +98,11 @@ add eval_cpu 90 "$OUT/run/checkpoints/last.pt" "$PY" scripts/evaluate.py "$OUT/r
   trainer.device=cpu --out "$OUT/eval_cpu"
 add fp16_fault 90 - env MIXCUT_FAULTS=nan@loss=3 "$PY" train.py "${RUN[@]}" "${FP16[@]}" trainer.clip_grad=1.0 \
   trainer.epochs=1 trainer.progress=false "hydra.run.dir=$OUT/fp16"
-add cuda_tests 240 - "$PY" -m pytest -q -m cuda -p no:cacheprovider --junitxml="$OUT/cuda_tests.xml" "${TESTS[@]}"
 add host_sync 60 - "$PY" -m pytest -q -p no:cacheprovider -k "host_sync or sync_budget" "${SYNC_TESTS[@]}"
-add bench_train 180 - "$PY" scripts/bench_train.py --paths synthetic --mixes none,deit "${BENCH_TRAIN[@]}" --device "$DEV" \
+add cuda_tests 240 - "$PY" -m pytest -q -m cuda -p no:cacheprovider --junitxml="$OUT/cuda_tests.xml" "${TESTS[@]}"
+add bench_train 150 - "$PY" scripts/bench_train.py --paths synthetic --mixes deit "${BENCH_TRAIN[@]}" --device "$DEV" \
   --json "$OUT/bench_train.json"
-add bench_mix 90 - "$PY" scripts/bench_mix.py "${BENCH_MIX[@]}" --json "$OUT/bench_mix.json"
+add bench_mix 60 - "$PY" scripts/bench_mix.py "${BENCH_MIX[@]}" --json "$OUT/bench_mix.json"
 add bench_compile 150 - "$PY" scripts/bench_compile.py "${BENCH_COMPILE[@]}"
 
 selected() {

@@ -77,19 +77,21 @@ def test_compile_auto_with_every_mixer(tmp_path, mixer):
     """trainer.compile=auto compiles on CUDA; every mixer (Manifold Mixup's hidden-state hooks included,
     prob < 1 so the first forward may be unmixed) trains to finite weights."""
     extra = ["mix.prob=0.5"] if mixer == "manifold_mixup" else []
-    summary = train(GPU + ["trainer.compile=auto", "trainer.amp=auto", f"mix={mixer}", *extra], tmp_path / "run")
+    args = GPU + ["trainer.compile=auto", "trainer.amp=auto", "trainer.epochs=1", f"mix={mixer}", *extra]
+    summary = train(args, tmp_path / "run")
     _finite_summary(summary)
     _finite_weights(tmp_path / "run")
 
 
 def test_checkpoint_saved_on_cuda_evaluates_on_cpu(tmp_path):
-    """The CUDA run's own last validation and a CPU evaluation of its checkpoint agree (fp32 on both)."""
+    """The CUDA run's own last validation and a CPU evaluation of its checkpoint agree (fp32 on both; cuDNN, or
+    TF32 if enabled, may flip a near-tie: at most two of the 40 samples)."""
     gpu = train(GPU + ["trainer.amp=none"], tmp_path / "gpu")
     ckpt = tmp_path / "gpu" / "checkpoints" / "last.pt"
     cpu = train(FAST + ["trainer.eval_only=true", f"trainer.resume={ckpt}"], tmp_path / "cpu")
     assert cpu["val_samples"] == gpu["val_samples"]
-    assert cpu["top1"] == pytest.approx(gpu["top1"], abs=100 / gpu["val_samples"] + 1e-6)  # at most one flip
-    assert cpu["nll"] == pytest.approx(gpu["nll"], rel=1e-3, abs=1e-4)
+    assert cpu["top1"] == pytest.approx(gpu["top1"], abs=2 * 100 / gpu["val_samples"] + 1e-6)
+    assert cpu["nll"] == pytest.approx(gpu["nll"], rel=1e-2, abs=1e-3)
     script = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "evaluate.py"), str(ckpt), "trainer.device=cpu", "--out", str(tmp_path / "eval")],
         capture_output=True,

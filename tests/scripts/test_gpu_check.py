@@ -13,7 +13,7 @@ import pytest
 from _trainer_utils import REPO
 
 SCRIPT = REPO / "scripts" / "gpu_check.sh"
-STEPS = ["env", "train", "resume", "eval_cpu", "fp16_fault", "cuda_tests", "host_sync"]
+STEPS = ["env", "train", "resume", "eval_cpu", "fp16_fault", "host_sync", "cuda_tests"]
 STEPS += ["bench_train", "bench_mix", "bench_compile"]
 
 
