@@ -24,6 +24,9 @@ times ``--steps`` more (one call, wall clock, synchronised on CUDA):
 * ``cache``: ``data.cache=device``, the decoded split held on the device and
   augmented there in batches (the cache file is built on first use: see
   ``--cache-dir``);
+* ``shards``: ``data=shards``, the same images in WebDataset tar shards
+  (``--shards DIR``, written there from ``--data`` by scripts/make_shards.py
+  on first use), read sequentially and decoded by ``--workers`` workers;
 * ``synthetic``: one normalised batch already on the device, fed again every
   step: the compute-only ceiling (forward, backward, optimizer, mixing).
 
@@ -42,6 +45,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -52,7 +56,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PATHS = ("folder", "cache", "synthetic")
+PATHS = ("folder", "cache", "shards", "synthetic")
 MIXES = ("deit", "none")
 
 
@@ -113,6 +117,9 @@ def overrides_for(args, path: str, mix: str) -> list[str]:
         o.append(f"trainer.threads={args.threads}")
     if path == "synthetic":
         o += ["data=synthetic", f"data.train_size={args.batch}", "data.val_size=0", f"data.num_classes={args.num_classes}"]
+    elif path == "shards":
+        pattern = json.loads((args.shards / "index.json").read_text())["splits"]["train"]["pattern"]
+        o += ["data=shards", f"data.train_shards='{args.shards / pattern}'", "data.val_shards=null"]
     else:
         o += ["data=folder", f"data.root={args.data}", f"data.cache={'device' if path == 'cache' else 'none'}"]
         if args.cache_dir:
@@ -348,6 +355,17 @@ def make_split_folder(data: Path, out: Path, val_per_class: int, limit: int | No
     print(f"{out}: {n_train} train / {n_val} validation images (symlinks; val -> validation)")
 
 
+def make_shards_from(args) -> None:
+    """Shards of every image in ``--data`` (no held-out split, like the folder path here), original bytes."""
+    if args.data is None:
+        raise SystemExit("--data DIR is needed to write the shards")
+    cmd = [sys.executable, str(REPO / "scripts" / "make_shards.py"), str(args.data), str(args.shards)]
+    cmd += ["--shard-size", str(args.shard_size), "--val-fraction", "0", "--workers", str(max(1, args.workers))]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    print(f"wrote shards to {args.shards} in {time.perf_counter() - start:.1f}s")
+
+
 # -------------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -373,8 +391,11 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=1, help="run every case this many times in turn, keep the fastest")
     p.add_argument("--cache-dir", default=None, help="data.cache_dir (default: beside the data, else ~/.cache/mixcut)")
     p.add_argument("--no-data-timing", action="store_true", help="skip timing the data paths alone")
+    p.add_argument("--data-only", action="store_true", help="time the data paths alone (no training steps)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
+    p.add_argument("--shards", type=Path, default=None, metavar="DIR", help="shards path: make_shards.py output (made if absent)")
+    p.add_argument("--shard-size", type=int, default=5000, help="images per shard when --shards is written here")
     p.add_argument("--make-upscaled-folder", type=Path, default=None, metavar="DIR")
     p.add_argument("--upscale", type=int, default=224)
     p.add_argument("--limit", type=int, default=None, help="images in the upscaled/split folder (class-balanced)")
@@ -408,8 +429,14 @@ def main(argv=None) -> int:
         raise SystemExit("--data DIR is needed for the folder and cache paths (or --paths synthetic)")
     if args.data is not None:
         args.data = args.data.resolve()
+    if "shards" in paths:
+        if args.shards is None:
+            raise SystemExit("--shards DIR is needed for the shards path (written from --data if it holds no index.json)")
+        args.shards = args.shards.resolve()
+        if not (args.shards / "index.json").exists():
+            make_shards_from(args)
     runs: dict[tuple[str, str], list[tuple[float, float | None, float | None]]] = {}
-    order = [(p, m) for p in ("synthetic", "cache", "folder") if p in paths for m in mixes]
+    order = [(p, m) for p in ("synthetic", "cache", "folder", "shards") if p in paths for m in mixes]
     for rep in range(args.repeats):
         for path, mix in order:
             img_s, data_img_s, mixer_ms = measure(args, path, mix)
