@@ -8,11 +8,11 @@ import torch
 
 from ..errors import ConfigError
 from .device_aug import Normalize
-from .pipelines import BatchStream, DataError, Erasing
+from .pipelines import BatchStream, DataError, Erasing, FirstBatches
 from .routes import StreamContext, build_stream, check_route, decode_into_cache, is_file_split, pick_route, resolve_cache
 from .sources import Source, load_source
 
-__all__ = ["DataBundle", "build_data", "load_source", "DataError", "BatchStream"]
+__all__ = ["DataBundle", "build_data", "load_source", "DataError", "BatchStream", "FirstBatches"]
 
 
 @dataclass

@@ -22,6 +22,7 @@ SALT_TRAIN_ORDER = 0x5A3  # the epoch's permutation (train_order)
 SALT_BATCH_AUGMENT = 0xA06  # crops and flips of a whole batch on the device (BatchAugment)
 SALT_SAMPLE_AUGMENT = 0x1D  # per-sample transforms in loader workers
 SALT_MIXER = 0x3143  # the mixer's own generator
+SALT_FIRST_FLIP = 0xF11B  # each image's flip in the first epoch of aug.hflip_mode=alternate
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _MASK63 = (1 << 63) - 1
