@@ -1,0 +1,63 @@
+"""experiment=cifar10_airbench94 at a tiny size: runs with mix=, reports TTA and time to accuracy,
+stops its last epoch early, and resumes bit for bit mid-run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _trainer_utils import assert_same_tensors, checkpoint, compose
+
+from mixcut.trainer import run
+
+TINY = [
+    "experiment=cifar10_airbench94",
+    "data=synthetic",
+    "data.img_size=32",
+    "data.train_size=96",
+    "data.val_size=32",
+    "data.cache=device",
+    "trainer.batch_size=16",
+    "trainer.epochs=4",
+    "trainer.last_epoch_fraction=0.5",
+    "trainer.progress=false",
+    "trainer.device=cpu",
+    "trainer.deterministic=true",
+    "+model.kwargs.widths=[8,16,16]",
+    "+model.kwargs.whiten_bias_epochs=2",
+]
+
+
+def test_summary_has_tta_and_time_to_accuracy_and_a_fractional_last_epoch(tmp_path):
+    summary = run(compose(TINY + ["eval.tta=flip_translate"]), tmp_path)
+    assert summary["global_step"] == 3 * 6 + 3  # 6 batches per epoch, half of the last one
+    assert set(summary["time_to_top1"]) == {"85", "90", "93", "94"}
+    for th, t in summary["time_to_top1"].items():
+        assert t is None or 0 < t <= summary["wall_time_s"]
+        assert (t is not None) == (summary["best"]["top1"] >= float(th))  # reached iff some validation got there
+    assert summary["tta"]["mode"] == "flip_translate" and summary["tta_top1"] == summary["tta"]["top1"]
+    assert "top1" in summary  # the plain number stays beside it
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["time_to_top1"] == summary["time_to_top1"] and "tta_top1" in written
+
+
+def test_no_tta_by_default(tmp_path):
+    summary = run(compose(TINY + ["eval.tta=none", "trainer.epochs=1"]), tmp_path)
+    assert "tta_top1" not in summary and "time_to_top1" in summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mix", ["none", "cutmix"])
+def test_recipe_resumes_bit_for_bit_mid_run(tmp_path, mix):
+    """Straight vs stopped after epoch 2 and resumed: lookahead state, frozen whitening bias,
+    alternating flips and the warmdown schedule all continue exactly."""
+    common = TINY + [f"mix={mix}"]
+    straight = run(compose(common), tmp_path / "straight")
+    first = run(compose(common + ["trainer.stop_after_epoch=2"]), tmp_path / "split")
+    assert first["finished"] is False
+    resumed = run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")
+    assert resumed["global_step"] == straight["global_step"] == 21
+    a, b = checkpoint(tmp_path / "straight"), checkpoint(tmp_path / "split")
+    assert_same_tensors(a["model"], b["model"])
+    assert_same_tensors(a["averager"]["avg"], b["averager"]["avg"])
+    assert resumed["top1"] == straight["top1"]
