@@ -61,3 +61,30 @@ def test_recipe_resumes_bit_for_bit_mid_run(tmp_path, mix):
     assert_same_tensors(a["model"], b["model"])
     assert_same_tensors(a["averager"]["avg"], b["averager"]["avg"])
     assert resumed["top1"] == straight["top1"]
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_recipe_runs_under_ddp_with_two_gloo_processes(tmp_path):
+    """The frozen whitening bias (lr factor 0, gradient still reduced), lookahead and alternating flips under DDP."""
+    import os
+    import subprocess
+    import sys
+
+    from _trainer_utils import REPO
+
+    args = [a for a in TINY if a != "trainer.deterministic=true"] + [
+        "trainer.batch_size=8",
+        "eval.tta=flip",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(REPO / "train.py"), *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["global_step"] == 3 * 6 + 3  # 96 images / (2 x 8) per epoch
+    assert "tta_top1" in summary and set(summary["time_to_top1"]) == {"85", "90", "93", "94"}
+    ckpt = checkpoint(tmp_path / "run")
+    stopped = [g for g in ckpt["optimizer"]["param_groups"] if g.get("train_epochs") is not None]
+    assert len(stopped) == 1 and stopped[0]["lr"] == 0.0
