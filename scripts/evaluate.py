@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="corrupt only every K-th validation image (a fixed, class-balanced subset; default 1: all); "
         "clean metrics always use the whole split",
     )
+    p.add_argument("--tta", default="none", choices=["none", "flip", "flip_translate"], help="also report TTA metrics")
     p.add_argument("--ema", action="store_true", help="evaluate the EMA weights instead of the model's")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption noise, PGD starts and OOD noise (default 0)")
     p.add_argument("--claims", action="store_true", help="every evaluator below (localization only if boxes exist)")
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             box_format=args.box_format,
             cam_threshold=args.cam_threshold,
             cam_method=args.cam_method,
+            tta=args.tta,
         )
     except (ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -129,6 +129,7 @@ def evaluate_checkpoint(
     box_format: str = "mixcut",
     cam_threshold: float = 0.2,
     cam_method: str = "auto",
+    tta: str = "none",
 ) -> dict:
     """Evaluate ``checkpoint`` on its validation split; write JSON and a reliability PNG; return the results.
 
@@ -188,6 +189,12 @@ def evaluate_checkpoint(
         "reliability": reliability,
         "reliability_png": png.name,
     }
+    if tta != "none":  # test-time augmentation, reported beside the plain metrics (mixcut.eval.tta)
+        from .tta import TTAModel
+
+        tta_metrics = evaluate_split(TTAModel(model, tta), data.val, num_classes, device, amp_dtype)
+        tta_metrics.pop("reliability")
+        result.update(tta_top1=tta_metrics["top1"], tta={"mode": tta, **tta_metrics})
 
     if corruptions:
         val = data.val if corruption_every == 1 else EveryKth(data.val, corruption_every)
@@ -249,6 +256,8 @@ def format_result(result: dict) -> str:
         f"{result['checkpoint']} ({result['weights']} weights, {m['n']} images, {result['device']})",
         "  ".join(f"{k} {m[k]:.4f}" if k in ("nll", "brier") else f"{k} {m[k]:.2f}" for k in METRIC_NAMES),
     ]
+    if "tta" in result:
+        lines.append(f"test-time augmentation ({result['tta']['mode']}): top1 {result['tta_top1']:.2f}")
     if "corruptions" in result:
         lines.append(f"mean corruption top1 {result['corruption_top1_mean']:.2f}  ({result['corruption_protocol']})")
         sev = list(next(iter(result["corruptions"].values())))

@@ -57,3 +57,22 @@ def test_tta_model_through_the_evaluation_loop():
     with torch.no_grad():
         top1 = (tta_logits(m, x, "flip").argmax(1) == y).float().mean().item() * 100
     assert out["top1"] == pytest.approx(top1)
+
+
+def test_evaluate_script_reports_tta_beside_the_plain_metrics(tmp_path, capsys):
+    from _trainer_utils import load_script
+
+    from mixcut.trainer import run
+
+    run(compose(FAST + ["trainer.epochs=1", "trainer.limit_train_batches=2"]), tmp_path / "run")
+    ckpt = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    script = load_script("evaluate")
+    assert script.main([ckpt, "--out", str(tmp_path / "plain"), "trainer.device=cpu"]) == 0
+    assert script.main([ckpt, "--tta", "flip_translate", "--out", str(tmp_path / "tta"), "trainer.device=cpu"]) == 0
+    assert "test-time augmentation (flip_translate): top1" in capsys.readouterr().out
+    import json
+
+    plain = json.loads((tmp_path / "plain" / "last.json").read_text())
+    tta = json.loads((tmp_path / "tta" / "last.json").read_text())
+    assert "tta_top1" not in plain and tta["tta"]["mode"] == "flip_translate"
+    assert tta["metrics"] == plain["metrics"]  # the plain numbers are never replaced
