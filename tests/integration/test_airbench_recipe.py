@@ -88,3 +88,16 @@ def test_recipe_runs_under_ddp_with_two_gloo_processes(tmp_path):
     ckpt = checkpoint(tmp_path / "run")
     stopped = [g for g in ckpt["optimizer"]["param_groups"] if g.get("train_epochs") is not None]
     assert len(stopped) == 1 and stopped[0]["lr"] == 0.0
+
+
+@pytest.mark.slow
+def test_bench_train_overhead_times_mixcut_and_the_bare_loop(tmp_path, capsys):
+    from _trainer_utils import load_script
+
+    bench = load_script("bench_train")
+    out = tmp_path / "overhead.json"
+    argv = ["--overhead", "--batch", "16", "--steps", "2", "--warmup", "1", "--json", str(out), "--override", "trainer.amp=none"]
+    assert bench.main(argv) == 0
+    assert "framework overhead" in capsys.readouterr().out
+    result = json.loads(out.read_text())["overhead"]
+    assert len(result["mixcut_s_step"]) == len(result["bare_s_step"]) == 1 and result["bare_s_step"][0] > 0
