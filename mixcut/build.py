@@ -113,6 +113,12 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, world_size: int):
         lr = lr * global_batch / o.lr_scale_batch
     params = model
     if needs_recipe_groups(o, model):  # norm-bias lr factor, epoch-limited parameters, airbench's decoupled form
+        if o.layer_decay:
+            raise ConfigError(
+                f"optim.layer_decay={o.layer_decay} builds its own parameter groups, which {cfg.model.name} (parameters "
+                "trained for its first epochs only) and optim.decoupled / optim.norm_bias_lr_scale need too; "
+                "set optim.layer_decay=null."
+            )
         params = recipe_param_groups(
             model, o.weight_decay, o.norm_bias_lr_scale, o.lr if o.decoupled else None, o.filter_bias_and_bn
         )

@@ -97,7 +97,8 @@ def recipe_param_groups(
         if key[2] is not None:
             group["train_epochs"] = key[2]
         group["params"].append(p)
-    return list(groups.values())
+    # the plain group first: the trainer logs param_groups[0]'s lr
+    return sorted(groups.values(), key=lambda g: (g.get("train_epochs") is not None, g["lr_scale"] != 1.0))
 
 
 def needs_recipe_groups(optim_cfg, model: nn.Module) -> bool:

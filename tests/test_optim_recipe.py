@@ -42,6 +42,7 @@ def test_groups_norm_biases_fast_whitening_bias_limited_and_decay_independent_of
     others = [g for k, g in groups.items() if k not in (norm, ("whiten.bias",))]
     assert len(others) == 1 and others[0]["weight_decay"] == pytest.approx(0.0153 / 11.5)
     assert opt.param_groups[0]["nesterov"] and opt.param_groups[0]["momentum"] == 0.85
+    assert opt.param_groups[0] is others[0]  # the plain group first: its lr is the one logged
     assert opt.param_groups[0]["lr"] == pytest.approx(decoupled_lr(11.5, 0.85, 8))
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert {by_name[id(p)] for g in opt.param_groups for p in g["params"]} == trained  # frozen ones left out
@@ -153,6 +154,14 @@ def test_lookahead_matches_the_papers_rule():
         if v.is_floating_point():
             torch.testing.assert_close(v, ref[k])
     assert int(model[1].num_batches_tracked) == 12
+
+
+def test_layer_decay_with_recipe_groups_is_refused():
+    from mixcut.errors import ConfigError
+
+    model = timm.create_model("cifar_airbench94", num_classes=10)
+    with pytest.raises(ConfigError, match="optim.layer_decay=null"):
+        build_optimizer(compose(FAST + ["model.name=cifar_airbench94", "optim.layer_decay=0.7"]), model, world_size=1)
 
 
 def test_build_wires_the_recipe(tmp_path):

@@ -195,7 +195,9 @@ def _check_recipe(cfg) -> None:
     _check(t.lookahead_every >= 1, f"trainer.lookahead_every must be >= 1; got {t.lookahead_every}.")
     _check(0 <= t.lookahead_decay < 1, f"trainer.lookahead_decay must be in [0, 1); got {t.lookahead_decay}.")
     _check(
-        a.hflip_mode != "alternate" or cfg.data.cache != "none",
+        a.hflip_mode != "alternate"
+        or cfg.data.cache == "device"
+        or (cfg.data.cache == "auto" and cfg.data.name in ("digits", "cifar10", "cifar100", "synthetic")),
         "aug.hflip_mode=alternate flips each image by its index, which only the device cache keeps: add data.cache=device.",
     )
 

@@ -15,6 +15,7 @@ CASES = {
     "last epoch fraction": (["trainer.last_epoch_fraction=0"], r"trainer.last_epoch_fraction must be in \(0, 1\]"),
     "lookahead every": (["trainer.lookahead=true", "trainer.lookahead_every=0"], "trainer.lookahead_every must be >= 1"),
     "alternate without cache": (["aug=airbench", "data.cache=none"], "add data.cache=device"),
+    "alternate, folder decoded by workers": (["aug=airbench", "data=folder", "data.root=/tmp"], "add data.cache=device"),
 }
 
 
