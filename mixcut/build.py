@@ -247,7 +247,7 @@ def build(
     model, size_note = create_model_for_data(cfg.model, num_classes, cfg.data.img_size)
     model = model.to(device)
     if n_images := wants_training_images(model):  # e.g. airbench's whitening layer, from training-image patches
-        getattr(model, DATA_INIT_HOOK)(data.train.first_images(n_images))
+        getattr(model, DATA_INIT_HOOK)(data.train.sample_images(n_images))
     if cfg.model.init and load_init:  # fine-tuning from local weights
         init_model(model, cfg.model.init, strict=cfg.model.init_strict)
     probe_model(model, cfg, device)

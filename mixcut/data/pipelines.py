@@ -98,9 +98,10 @@ class BatchStream:
     def end_epoch_report(self) -> dict:
         return {}
 
-    def first_images(self, n: int) -> Tensor:
-        """The first ``n`` images of the split in storage order, un-augmented and normalised
-        (a model's data-dependent initialisation). Only the device route holds them."""
+    def sample_images(self, n: int) -> Tensor:
+        """``n`` images spread evenly through the split (every (N // n)-th in storage order, so a
+        folder sorted by class gives every class), un-augmented and normalised: a model's
+        data-dependent initialisation. Only the device route holds them."""
         raise DataError(
             "this model initialises weights from training images (e.g. airbench's whitening layer); "
             "they are read from the device cache: set data.cache=device."
@@ -185,8 +186,9 @@ class DeviceBatches(BatchStream):
             x = self.augment(x, epoch, b, sel) if self.train else device_aug.resize_batch(x, self.img_size)
             yield self.finish(x), self.labels.index_select(0, sel)
 
-    def first_images(self, n: int) -> Tensor:
-        return self.normalize(device_aug.resize_batch(self.images[:n], self.img_size))
+    def sample_images(self, n: int) -> Tensor:
+        step = max(1, len(self.images) // max(n, 1))
+        return self.normalize(device_aug.resize_batch(self.images[::step][:n], self.img_size))
 
 
 # ------------------------------------------------------------- worker path

@@ -13,7 +13,7 @@ Its two initialisations (`mixcut.models.init`):
 * identity ("dirac") initialisation of every 3x3 convolution, in the constructor;
 * the whitening weights from the patch statistics of training images, through
   the model hook ``init_from_data(images)`` that `mixcut.build` calls with the
-  first ``data_init_images`` (5,000) training images. Without the call the
+  ``data_init_images`` (5,000) training images spread evenly through the split. Without the call the
   first layer keeps a random initialisation (fine for tests, not for the recipe).
 
 The whitening bias trains for the first ``whiten_bias_epochs`` epochs only:

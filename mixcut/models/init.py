@@ -138,8 +138,8 @@ def pretrained_offline_message(name: str, error: BaseException) -> str | None:
 # ------------------------------------------------------ initialisation from the data
 # A model that initialises some weights from training images (airbench's patch-whitening
 # first layer) defines ``init_from_data(images)``: `mixcut.build` calls it once, at build
-# time, with the first ``model.data_init_images`` training images of the split in storage
-# order, un-augmented and normalised as batches are. The call is explicit there (no model
+# time, with ``model.data_init_images`` training images spread evenly through the split
+# (`BatchStream.sample_images`), un-augmented and normalised as batches are. The call is explicit there (no model
 # reaches for data itself) and happens before ``model.init`` weights or a resumed checkpoint,
 # which overwrite it.
 DATA_INIT_HOOK = "init_from_data"

@@ -6,6 +6,8 @@ The split is the one ``python train.py experiment=cifar10_airbench94 <overrides>
 data.val_fraction, data.split_seed), decoded through mixcut's device cache, so a peer script that
 reads these files (``{"images": uint8 N x H x W x C, "labels": int64 N, "classes": [...]}``, the
 format of airbench's CifarLoader) sees exactly mixcut's pixels: the held-out images become its test set.
+The training images are written in a fixed random order (seed 0), as in CIFAR-10's own files, because
+the script whitens from the first 5,000 of them (mixcut's folder split is sorted by class).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ def export(out_dir: Path, overrides: list[str]) -> dict[str, int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name, stream in (("train", data.train), ("test", data.val)):
-        images = stream.images.permute(0, 2, 3, 1).contiguous()  # N x H x W x C, uint8, as torchvision's CIFAR10.data
-        torch.save({"images": images, "labels": stream.labels.long(), "classes": data.source.classes}, out_dir / f"{name}.pt")
+        order = torch.randperm(len(stream.images), generator=torch.Generator().manual_seed(0)) if name == "train" else None
+        images = stream.images if order is None else stream.images[order]
+        labels = stream.labels if order is None else stream.labels[order]
+        images = images.permute(0, 2, 3, 1).contiguous()  # N x H x W x C, uint8, as torchvision's CIFAR10.data
+        torch.save({"images": images, "labels": labels.long(), "classes": data.source.classes}, out_dir / f"{name}.pt")
         counts[name] = len(images)
     return counts
 

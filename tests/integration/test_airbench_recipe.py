@@ -101,3 +101,26 @@ def test_bench_train_overhead_times_mixcut_and_the_bare_loop(tmp_path, capsys):
     assert "framework overhead" in capsys.readouterr().out
     result = json.loads(out.read_text())["overhead"]
     assert len(result["mixcut_s_step"]) == len(result["bare_s_step"]) == 1 and result["bare_s_step"][0] > 0
+
+
+def test_airbench_split_writes_mixcuts_pixels_in_the_peers_format(tmp_path):
+    import importlib.util
+
+    import torch
+    from _trainer_utils import REPO
+
+    from mixcut.data import build_data
+
+    spec = importlib.util.spec_from_file_location("airbench_split", REPO / "scripts" / "reproduce" / "airbench_split.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    overrides = ["data=synthetic", "data.img_size=32", "data.train_size=40", "data.val_size=12", "trainer.batch_size=8"]
+    assert script.export(tmp_path, overrides) == {"train": 40, "test": 12}
+    train, test = torch.load(tmp_path / "train.pt"), torch.load(tmp_path / "test.pt")
+    data = build_data(compose(TINY[:1] + overrides + ["data.cache=device"]), torch.device("cpu"))
+    assert train["images"].shape == (40, 32, 32, 3) and train["images"].dtype == torch.uint8
+    assert torch.equal(test["images"], data.val.images.permute(0, 2, 3, 1)) and torch.equal(test["labels"], data.val.labels)
+    ours = data.train.images.permute(0, 2, 3, 1).flatten(1)
+    theirs = train["images"].flatten(1)
+    assert not torch.equal(theirs, ours)  # shuffled, as CIFAR's files are ...
+    assert sorted(map(tuple, theirs.tolist())) == sorted(map(tuple, ours.tolist()))  # ... the same images

@@ -90,7 +90,7 @@ def test_whitening_refuses_a_conv_of_the_wrong_shape():
 
 
 def test_build_initialises_the_whitening_from_the_first_training_images(tmp_path):
-    """The model hook is called by build with the first data_init_images training images, normalised."""
+    """The model hook is called by build with data_init_images training images, normalised."""
     from mixcut.build import build
     from mixcut.runtime.distributed import DistInfo
 
@@ -99,7 +99,9 @@ def test_build_initialises_the_whitening_from_the_first_training_images(tmp_path
     model = built.model
     assert wants_training_images(model) == 5000
     expected = _net()
-    expected.init_from_data(built.data.train.first_images(5000))
+    expected.init_from_data(built.data.train.sample_images(5000))
     torch.testing.assert_close(model.whiten.weight, expected.whiten.weight)
-    assert built.data.train.first_images(5000).shape == (64, 3, 32, 32)
+    assert built.data.train.sample_images(5000).shape == (64, 3, 32, 32)
+    stream = built.data.train
+    assert torch.equal(stream.sample_images(16), stream.finish(stream.images[::4]))  # every 4th of 64: evenly spread
     assert not torch.equal(model.whiten.weight, _net().whiten.weight)  # not the random initialisation
