@@ -170,3 +170,13 @@ def test_build_wires_the_recipe(tmp_path):
     p = built.parts
     assert isinstance(p.scheduler, WarmupWarmdownLR) and p.scheduler.total_updates == 2 * 12 + 6  # 96 images / 8
     assert isinstance(p.averager, LookaheadAverage) and p.averager.total_updates == 30
+
+
+def test_the_recipe_optimiser_fits_any_model():
+    """optim=airbench on a ResNet: BatchNorm biases at 64x lr, every trainable tensor in exactly one group."""
+    model = timm.create_model("cifar_resnet20", num_classes=10)
+    opt = build_optimizer(compose(FAST + ["optim=airbench"]), model, world_size=1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    fast = {names[id(p)] for g in opt.param_groups if g["lr_scale"] == 64.0 for p in g["params"]}
+    assert fast == norm_bias_names(model) and len(fast) == 21  # stem + 9 blocks x 2 + 2 shortcut BNs
+    assert sum(len(g["params"]) for g in opt.param_groups) == sum(1 for p in model.parameters() if p.requires_grad)
