@@ -16,7 +16,8 @@
 #   3. PEER=/path/airbench94_cpu.py (the published legacy/airbench94.py changed only to fp32 on the CPU and to read
 #      OUT_DIR/peer_data; kept outside the repository): one process per seed of PEER_SEEDS (default "0 1"), one run each.
 #   4. OUT_DIR/results.md: mean +- std of every number over the seeds, both side by side.
-# Environment: SEEDS, PEER, PEER_SEEDS, THREADS (torch threads of both, default: all cores), EXTRA (more train.py
+# Environment: SEEDS, MIXES (default "none"; e.g. "none mixup cutmix" to measure what mixing does in this short
+# schedule: every mix x every seed, under OUT_DIR/mixcut/<mix>/), PEER, PEER_SEEDS, THREADS (torch threads of both, default: all cores), EXTRA (more train.py
 # overrides, e.g. "trainer.limit_train_batches=5 trainer.epochs=2" for a pilot), PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +26,7 @@ default_root=/work/shared/data/cifar10-jpeg
 ROOT=${1:-$default_root}
 OUT=${2:-outputs/cifar10_airbench}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
+MIXES=${MIXES:-none}
 PEER=${PEER:-}
 PEER_SEEDS=${PEER_SEEDS:-"0 1"}
 THREADS=${THREADS:-$(nproc)}
@@ -44,14 +46,17 @@ if [ ! -f "$OUT/prepare_s.txt" ]; then
     elapsed "$t0" > "$OUT/prepare_s.txt"
 fi
 
-# 2. mixcut, one process per seed
-for s in $SEEDS; do
-    dir="$OUT/mixcut/seed$s"
-    [ -f "$dir/summary.json" ] && [ -f "$dir/process_s.txt" ] && continue
-    rm -rf "$dir"
-    t0=$(now)
-    "$PY" train.py "${COMMON[@]}" "trainer.seed=$s" "hydra.run.dir=$dir" "${EXTRA_ARGS[@]}" > "$OUT/mixcut/seed$s.log" 2>&1
-    elapsed "$t0" > "$dir/process_s.txt"
+# 2. mixcut, one process per mix and seed
+for m in $MIXES; do
+    for s in $SEEDS; do
+        dir="$OUT/mixcut/$m/seed$s"
+        [ -f "$dir/summary.json" ] && [ -f "$dir/process_s.txt" ] && continue
+        rm -rf "$dir"
+        mkdir -p "$OUT/mixcut/$m"
+        t0=$(now)
+        "$PY" train.py "${COMMON[@]}" "mix=$m" "trainer.seed=$s" "hydra.run.dir=$dir" "${EXTRA_ARGS[@]}" > "$dir.log" 2>&1
+        elapsed "$t0" > "$dir/process_s.txt"
+    done
 done
 
 # 3. the peer, one process per seed
@@ -78,12 +83,12 @@ def ms(values):
         return "-"
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
-rows, mix = [], []
-for d in sorted((out / "mixcut").glob("seed*/")):
-    if (d / "summary.json").exists():
+runs = {}
+for d in sorted((out / "mixcut").glob("*/seed*/")):
+    if (d / "summary.json").exists() and (d / "process_s.txt").exists():
         s = json.loads((d / "summary.json").read_text())
         s["process_s"] = float((d / "process_s.txt").read_text())
-        mix.append(s)
+        runs.setdefault(d.parent.name, []).append(s)
 peer = []
 for log in sorted((out / "peer").glob("seed*.log")):
     lines = [ln for ln in log.read_text().splitlines() if ln.startswith("RESULT ")]
@@ -97,20 +102,23 @@ lines = [
     f"data preparation (decode into the cache + the peer's train.pt/test.pt, once): {prep:.1f} s" if prep else "", "",
     "| | runs | top-1 (%) | top-1 with TTA (%) | whole process (s) | timed training + evaluation (s) |",
     "|---|---|---|---|---|---|",
-    f"| mixcut `experiment=cifar10_airbench94` | {len(mix)} | {ms([m['top1'] for m in mix])} | "
-    f"{ms([m.get('tta_top1') for m in mix])} | {ms([m['process_s'] for m in mix])} | {ms([m['wall_time_s'] for m in mix])} |",
+    *[
+        f"| mixcut `experiment=cifar10_airbench94 mix={name}` | {len(mix)} | {ms([m['top1'] for m in mix])} | "
+        f"{ms([m.get('tta_top1') for m in mix])} | {ms([m['process_s'] for m in mix])} | {ms([m['wall_time_s'] for m in mix])} |"
+        for name, mix in runs.items()
+    ],
     f"| published airbench94.py (fp32 CPU, same images) | {len(peer)} | {ms([100 * p['val_acc'] for p in peer])} | "
     f"{ms([100 * p['tta_val_acc'] for p in peer])} | {ms([p['process_s'] for p in peer])} | "
     f"{ms([p['total_time_seconds'] for p in peer])} |",
     "",
-    "mixcut: wall_time_s of summary.json (build, training, per-epoch validation, final TTA evaluation); the peer: its own "
-    "total_time_seconds (whitening, training, final TTA evaluation; per-epoch validation excluded).",
+    "mixcut: wall_time_s of summary.json (training with its per-epoch validation; the build, cache load, whitening and "
+    "the final plain + TTA evaluation count in the whole process only); the peer: its own total_time_seconds "
+    "(whitening, training, final TTA evaluation; its per-epoch validation excluded).",
 ]
-if mix:
-    lines += ["", "mixcut time to top-1 (s, mean over the runs that reached it): " + ", ".join(
+for name, mix in runs.items():
+    lines += ["", f"mix={name}: time to top-1 (s, mean over the runs that reached it): " + ", ".join(
         f"{th} %: {ms([m['time_to_top1'][th] for m in mix])} ({sum(m['time_to_top1'][th] is not None for m in mix)}/{len(mix)})"
-        for th in ("85", "90", "93", "94")),
-        f"mixcut train img/s: {ms([m['train_images_per_sec'] for m in mix])}"]
+        for th in ("85", "90", "93", "94")) + f"; train img/s: {ms([m['train_images_per_sec'] for m in mix])}"]
 (out / "results.md").write_text("\n".join(lines) + "\n")
 print((out / "results.md").read_text())
 PYEOF
