@@ -27,8 +27,8 @@ from .errors import ConfigError
 from .losses import create_loss
 from .mix import Mixer, create_mixer
 from .models import create_model_for_data
-from .models.init import init_model
-from .optim import apply_lr_scale_without_scheduler, scale_head_lr
+from .models.init import DATA_INIT_HOOK, init_model, wants_training_images
+from .optim import apply_lr_scale_without_scheduler, decoupled_lr, needs_recipe_groups, recipe_param_groups, scale_head_lr
 from .runtime import distributed as D
 from .runtime.compile import resolve_compile
 from .runtime.policy import cpu_bf16_note, resolve_amp, resolve_device, seed_everything, set_determinism, set_tf32
@@ -50,8 +50,22 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, world_size: int):
 
     o = cfg.optim
     lr = o.lr
+    global_batch = cfg.trainer.batch_size * world_size * cfg.trainer.grad_accum_steps
     if o.lr_scale_batch:
-        lr = lr * cfg.trainer.batch_size * world_size * cfg.trainer.grad_accum_steps / o.lr_scale_batch
+        lr = lr * global_batch / o.lr_scale_batch
+    params = model
+    if needs_recipe_groups(o, model):  # norm-bias lr factor, epoch-limited parameters, airbench's decoupled form
+        if o.layer_decay:
+            raise ConfigError(
+                f"optim.layer_decay={o.layer_decay} builds its own parameter groups, which {cfg.model.name} (parameters "
+                "trained for its first epochs only) and optim.decoupled / optim.norm_bias_lr_scale need too; "
+                "set optim.layer_decay=null."
+            )
+        params = recipe_param_groups(
+            model, o.weight_decay, o.norm_bias_lr_scale, o.lr if o.decoupled else None, o.filter_bias_and_bn
+        )
+        if o.decoupled:
+            lr = decoupled_lr(o.lr, o.momentum, global_batch)
     extra = {}
     if o.betas is not None:
         extra["betas"] = tuple(o.betas)
@@ -59,7 +73,7 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, world_size: int):
         extra["eps"] = o.eps
     try:
         return create_optimizer_v2(
-            model,
+            params,
             opt=o.name,
             lr=lr,
             weight_decay=o.weight_decay,
@@ -74,12 +88,30 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, world_size: int):
         ) from e
 
 
-def build_scheduler(cfg: DictConfig, optimizer, updates_per_epoch: int):
+def total_updates_of(cfg: DictConfig, batches_per_epoch: int) -> int:
+    """Optimizer updates in the whole run: ``trainer.epochs`` epochs, the last one cut to
+    ``trainer.last_epoch_fraction`` of its batches (`last_epoch_batches`)."""
+    accum = cfg.trainer.grad_accum_steps
+    per_epoch = math.ceil(batches_per_epoch / accum)
+    return (cfg.trainer.epochs - 1) * per_epoch + math.ceil(last_epoch_batches(cfg, batches_per_epoch) / accum)
+
+
+def last_epoch_batches(cfg: DictConfig, batches_per_epoch: int) -> int:
+    """Batches of the last epoch (airbench94's 9.9 epochs: ``trainer.last_epoch_fraction=0.9``)."""
+    return math.ceil(batches_per_epoch * cfg.trainer.last_epoch_fraction)
+
+
+def build_scheduler(cfg: DictConfig, optimizer, updates_per_epoch: int, total_updates: int | None = None):
     from timm.scheduler import create_scheduler_v2
 
     s = cfg.sched
     if s.name == "const":
         return None
+    if s.name == "warmdown":
+        from .schedulers import WarmupWarmdownLR
+
+        total = total_updates or updates_per_epoch * cfg.trainer.epochs
+        return WarmupWarmdownLR(optimizer, total, s.warmup_fraction, s.start_factor, s.end_factor)
     scheduler, _ = create_scheduler_v2(
         optimizer,
         sched=s.name,
@@ -157,6 +189,8 @@ def build(
     # timm models that take img_size (ViT, DeiT, ...) are built for data.img_size; the note says so
     model, size_note = create_model_for_data(cfg.model, num_classes, cfg.data.img_size)
     model = model.to(device)
+    if n_images := wants_training_images(model):  # e.g. airbench's whitening layer, from training-image patches
+        getattr(model, DATA_INIT_HOOK)(data.train.sample_images(n_images))
     if cfg.model.init and load_init:  # fine-tuning from local weights
         init_model(model, cfg.model.init, strict=cfg.model.init_strict)
     probe_model(model, cfg, device)
@@ -169,7 +203,8 @@ def build(
     optimizer = build_optimizer(cfg, model, info.world_size)
     scale_head_lr(optimizer, model, cfg.optim.head_lr_scale)
     updates_per_epoch = math.ceil(len(data.train) / t.grad_accum_steps)
-    scheduler = build_scheduler(cfg, optimizer, updates_per_epoch)
+    total_updates = total_updates_of(cfg, len(data.train))
+    scheduler = build_scheduler(cfg, optimizer, updates_per_epoch, total_updates)
     if scheduler is None:  # layer_decay / head_lr_scale factors without a timm scheduler
         apply_lr_scale_without_scheduler(optimizer)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
@@ -178,6 +213,11 @@ def build(
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(model, decay=t.ema_decay, use_warmup=t.ema_warmup)
+    averager = None
+    if t.lookahead:  # airbench94's lookahead-style averaging, written back into the model
+        from .averaging import LookaheadAverage
+
+        averager = LookaheadAverage(model, t.lookahead_every, total_updates, t.lookahead_decay, t.lookahead_power)
     wrapped = model
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
@@ -195,6 +235,7 @@ def build(
         scaler=scaler,
         scheduler=scheduler,
         ema=ema,
+        averager=averager,
         grad_accum_steps=t.grad_accum_steps,
         clip_grad=t.clip_grad,
         clip_mode=t.clip_mode,

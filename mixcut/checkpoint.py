@@ -110,6 +110,7 @@ def training_checkpoint(built, state, info, config_yaml: str, times: dict) -> di
         "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
         "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
         "ema": parts.ema.state_dict() if parts.ema is not None else None,
+        "averager": parts.averager.state_dict() if parts.averager is not None else None,
         "state": state.as_dict(),
         "world_size": info.world_size,
         "mixer": [r["mixer"] for r in per_rank],
@@ -150,6 +151,8 @@ def restore_training(built, ckpt: dict, path: Path, rank: int, world_size: int) 
         p.scheduler.load_state_dict(ckpt["scheduler"])
     if p.scaler is not None and ckpt["scaler"] is not None:
         p.scaler.load_state_dict(ckpt["scaler"])
+    if p.averager is not None and ckpt.get("averager") is not None:
+        p.averager.load_state_dict(ckpt["averager"])
     built.mixer.load_state_dict(ckpt["mixer"][rank])
     restore_rng(ckpt["rng"][rank])
 

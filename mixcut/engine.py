@@ -49,6 +49,7 @@ class TrainState:
     nonfinite_total: int = 0
     nonfinite_streak: int = 0
     best: dict = field(default_factory=dict)
+    reached: dict = field(default_factory=dict)  # validation top-1 threshold -> wall seconds when first reached
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -67,6 +68,7 @@ class StepParts:
     scaler: torch.amp.GradScaler | None = None
     scheduler: object = None
     ema: nn.Module | None = None
+    averager: object = None  # mixcut.averaging.LookaheadAverage (trainer.lookahead)
     grad_accum_steps: int = 1
     clip_grad: float | None = None
     clip_mode: str = "norm"
@@ -145,6 +147,8 @@ def _optimizer_step(
     state.global_step += 1
     if parts.ema is not None:
         parts.ema.update(unwrap_model(parts.model)[0], step=state.global_step)
+    if parts.averager is not None:
+        parts.averager.update(unwrap_model(parts.model)[0], state.global_step)
     if parts.scheduler is not None:
         parts.scheduler.step_update(num_updates=state.global_step)
     return True, stop, loss

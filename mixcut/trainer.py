@@ -16,20 +16,25 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .build import build
+from .build import build, last_epoch_batches
 from .checkpoint import atomic_save, load_run_checkpoint, restore_training, restore_weights, training_checkpoint
 from .config import check, to_container
+from .data import FirstBatches
 from .engine import NonFiniteLossError, TrainState, train_one_epoch
 from .errors import ConfigError, StorageError
 from .eval import METRIC_NAMES, evaluate_split
+from .eval.tta import TTAModel
 from .io import atomic_write, write_probe
 from .loggers import NullLogger, RunLogger, truncate_jsonl, write_json_atomic
+from .optim import stop_expired_groups
 from .report import describe_run, epoch_line, format_table, metric_rows
 from .runtime import distributed as D
 from .runtime.policy import resolve_amp, resolve_device
 from .runtime.signals import StopRequested, StopSignals
 
 log = logging.getLogger("mixcut")
+
+TOP1_THRESHOLDS = (85, 90, 93, 94)  # summary.json's time_to_top1: wall seconds when validation top-1 (%) first reached each
 
 
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
@@ -186,8 +191,12 @@ class Trainer:
         for epoch in range(state.epoch, t.epochs):
             state.epoch = epoch
             self.built.mixer.set_epoch(epoch)
+            stop_expired_groups(self.parts.optimizer, epoch)  # parameters a model trains for its first epochs only
+            batches = self.data.train
+            if epoch + 1 == t.epochs and t.last_epoch_fraction < 1:
+                batches = FirstBatches(batches, last_epoch_batches(self.cfg, len(batches)))
             bar = tqdm(
-                total=len(self.data.train),
+                total=len(batches),
                 initial=state.batch,
                 desc=f"epoch {epoch + 1}/{t.epochs}",
                 leave=False,
@@ -198,7 +207,7 @@ class Trainer:
                 stats = train_one_epoch(
                     self.parts,
                     state,
-                    self.data.train,
+                    batches,
                     progress=bar,
                     after_step=self.after_step,
                     log_every=t.log_every,
@@ -248,12 +257,26 @@ class Trainer:
             out.update({f"{prefix}_{k}": v for k, v in metrics.items()})
         return out
 
+    def validate_tta(self) -> dict:
+        """``eval.tta``: the final metrics under test-time augmentation, as ``tta_top1`` and ``tta``
+        (beside the plain numbers, which they never replace)."""
+        mode = str(self.cfg.eval.tta)
+        if mode == "none" or self.data.val is None:
+            return {}
+        tta = evaluate_split(TTAModel(self.built.model, mode), self.data.val, self.num_classes, self.device, self.amp_dtype)
+        tta.pop("reliability")
+        log.info("test-time augmentation (eval.tta=%s): top-1 %.2f %%", mode, tta["top1"])
+        return {"tta_top1": tta["top1"], "tta": {"mode": mode, **{k: tta[k] for k in METRIC_NAMES}}}
+
     def epoch_end(self, record: dict) -> None:
         """Best-so-far bookkeeping, the metrics line, last.pt (and best.pt)."""
         state = self.state
         improved = "val_top1" in record and record["val_top1"] > state.best.get("top1", -1.0)
         if improved:
             state.best = {k: record[f"val_{k}"] for k in METRIC_NAMES} | {"epoch": record["epoch"]}
+        for th in TOP1_THRESHOLDS:  # time to accuracy: the first validation at or above each threshold
+            if "val_top1" in record and record["val_top1"] >= th and str(th) not in state.reached:
+                state.reached[str(th)] = self.wall_before + (time.time() - self.t0)
         if self.info.is_main:
             self.logger.log_epoch(record)  # metrics line first: a crash before the save re-runs this epoch
             log.info(epoch_line(record, self.cfg.trainer.epochs))
@@ -286,6 +309,8 @@ class Trainer:
         )
         if "ema_val_top1" in final:
             summary["ema"] = {k: final[f"ema_val_{k}"] for k in METRIC_NAMES}
+        summary["time_to_top1"] = {str(th): self.state.reached.get(str(th)) for th in TOP1_THRESHOLDS}
+        summary.update(self.validate_tta())
         if self.info.is_main:
             write_json_atomic(self.run_dir / "summary.json", summary)
             self.logger.log_summary(summary)

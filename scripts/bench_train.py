@@ -366,6 +366,124 @@ def make_shards_from(args) -> None:
     print(f"wrote shards to {args.shards} in {time.perf_counter() - start:.1f}s")
 
 
+# ------------------------------------------- framework overhead (--overhead)
+# The recipe's step time through mixcut (build + engine: data stream, mixer, loss, non-finite
+# check, optimizer, scheduler, averaging) against a bare loop over the same network, weights and
+# decoded images written here in plain torch, as a user would without a framework.
+def recipe_overrides(args) -> list[str]:
+    o = [f"experiment={args.recipe}", f"trainer.batch_size={args.batch}", f"trainer.device={args.device}"]
+    o += ["trainer.progress=false", "data.cache=device"]
+    if args.threads:
+        o.append(f"trainer.threads={args.threads}")
+    if args.data is None:  # random images: the step time does not depend on the pixels
+        o += ["data=synthetic", "data.img_size=32", f"data.train_size={args.batch * (args.warmup + args.steps)}"]
+    else:
+        o.append(f"data.root={args.data}")
+        if args.cache_dir:
+            o.append(f"data.cache_dir={args.cache_dir}")
+    return o + list(args.override)
+
+
+def time_mixcut(built, device, warmup: int, steps: int) -> float:
+    """Seconds per step of mixcut's engine on the recipe's own batch stream."""
+    from mixcut.engine import TrainState, train_one_epoch
+
+    stream = built.data.train
+    stream.limit = warmup
+    train_one_epoch(built.parts, TrainState(epoch=0), stream)
+    stream.limit = steps
+    sync(device)
+    start = time.perf_counter()
+    train_one_epoch(built.parts, TrainState(epoch=1), stream)
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def time_bare(cfg, built, device, warmup: int, steps: int) -> float:
+    """Seconds per step of a plain torch loop: the same network and decoded images, the recipe's
+    augmentation, loss, Nesterov SGD groups, per-step lr and lookahead, no framework."""
+    import timm
+    import torch.nn.functional as F
+
+    t, o = cfg.trainer, cfg.optim
+    model = timm.create_model(cfg.model.name, num_classes=built.num_classes).to(device)
+    model.load_state_dict(built.model.state_dict())
+    fmt = torch.channels_last if t.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt).train()
+    images, labels = built.data.train.images, built.data.train.labels  # uint8 N x 3 x 32 x 32 on the device
+    mean = torch.tensor(cfg.data.mean, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(cfg.data.std, device=device).view(1, 3, 1, 1) * 255
+    batch, pad = t.batch_size, cfg.aug.padding
+    lr = o.lr * (batch / 1024) / (1 + 1 / (1 - o.momentum))
+    norm = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    groups = [
+        dict(params=[p for p in model.parameters() if id(p) in norm], scale=o.norm_bias_lr_scale),
+        dict(params=[p for p in model.parameters() if id(p) not in norm and p.requires_grad], scale=1.0),
+    ]
+    for g in groups:
+        g["weight_decay"] = o.weight_decay / (o.lr * g["scale"])
+    opt = torch.optim.SGD(groups, lr=lr, momentum=o.momentum, nesterov=True)
+    avg = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+    gen = torch.Generator(device=device).manual_seed(0)
+    rows = torch.arange(32, device=device).view(1, 1, 32, 1)
+    cols = torch.arange(32, device=device).view(1, 1, 1, 32)
+    total = warmup + steps
+    for step in range(total):
+        if step == warmup:
+            sync(device)
+            start = time.perf_counter()
+        idx = torch.randint(0, len(images), (batch,), generator=gen, device=device)
+        x = F.pad((images[idx].float() - mean) / std, (pad,) * 4, mode="reflect")
+        dy, dx = (torch.randint(0, 2 * pad + 1, (2, batch, 1, 1, 1), generator=gen, device=device)).unbind(0)
+        flip = (torch.rand(batch, 1, 1, 1, generator=gen, device=device) < 0.5) ^ bool(step % 2)
+        c = torch.where(flip, 31 - cols, cols) + dx
+        flat = ((rows + dy) * (32 + 2 * pad) + c).view(batch, 1, -1).expand(-1, 3, -1)
+        x = x.flatten(2).gather(2, flat).view(batch, 3, 32, 32).contiguous(memory_format=fmt)
+        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=cfg.loss.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        frac = step / total
+        for g in opt.param_groups:  # any per-step lr shape costs the same: a linear one here
+            g["lr"] = lr * g["scale"] * (1 - 0.9 * frac)
+        opt.step()
+        if (step + 1) % t.lookahead_every == 0:
+            with torch.no_grad():
+                state = model.state_dict()
+                for k, a in avg.items():
+                    a.lerp_(state[k], 0.5)
+                    state[k].copy_(a)
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def overhead_main(args) -> int:
+    """``--overhead``: mixcut's step time on a recipe against the bare loop, best of ``--repeats``."""
+    cfg = compose(recipe_overrides(args))
+    built, device = build_run(cfg)
+    mix, bare = [], []
+    for rep in range(args.repeats):
+        mix.append(time_mixcut(built, device, args.warmup, args.steps))
+        bare.append(time_bare(cfg, built, device, args.warmup, args.steps))
+        print(
+            f"[{rep + 1}/{args.repeats}] mixcut {1e3 * mix[-1]:.1f} ms/step, bare loop {1e3 * bare[-1]:.1f} ms/step", flush=True
+        )
+    m, b = min(mix), min(bare)
+    print(
+        f"\n{args.recipe}: batch {args.batch}, {args.steps} steps after {args.warmup} warm-up, device {args.device}, "
+        f"threads {torch.get_num_threads()}, best of {args.repeats}\n"
+        f"mixcut {1e3 * m:.1f} ms/step  bare loop {1e3 * b:.1f} ms/step  framework overhead {100 * (m - b) / b:+.1f} %"
+    )
+    if args.json:
+        payload = {
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "environment": environment(args),
+            "overhead": {"mixcut_s_step": mix, "bare_s_step": bare, "overhead_pct": 100 * (m - b) / b},
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
 # -------------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -401,6 +519,8 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="images in the upscaled/split folder (class-balanced)")
     p.add_argument("--make-split-folder", type=Path, default=None, metavar="DIR")
     p.add_argument("--val-per-class", type=int, default=500)
+    p.add_argument("--overhead", action="store_true", help="framework overhead: --recipe through mixcut vs a bare loop")
+    p.add_argument("--recipe", default="cifar10_airbench94", help="experiment of --overhead (default cifar10_airbench94)")
     return p.parse_args(argv)
 
 
@@ -414,6 +534,8 @@ def main(argv=None) -> int:
         if args.make_split_folder:
             make_split_folder(args.data, args.make_split_folder, args.val_per_class, args.limit)
         return 0
+    if args.overhead:
+        return overhead_main(args)
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -34,6 +34,7 @@ from mixcut.errors import CheckpointError, ConfigError
 from mixcut.eval.checkpoint_eval import format_result
 from mixcut.eval.corruptions import CORRUPTIONS, SEVERITIES
 from mixcut.eval.options import EvalOptions
+from mixcut.eval.tta import TTA_MODES
 from mixcut.evaluate import evaluate_checkpoint
 
 
@@ -53,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="corrupt only every K-th validation image (a fixed, class-balanced subset; default 1: all); "
         "clean metrics always use the whole split",
     )
+    p.add_argument("--tta", default="none", choices=list(TTA_MODES), help="also report TTA metrics")
     p.add_argument("--ema", action="store_true", help="evaluate the EMA weights instead of the model's")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruption noise, PGD starts and OOD noise (default 0)")
     p.add_argument("--claims", action="store_true", help="every evaluator below (localization only if boxes exist)")
@@ -108,6 +110,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         box_format=args.box_format,
         cam_threshold=args.cam_threshold,
         cam_method=args.cam_method,
+        tta=args.tta,
     )
 
 

@@ -169,10 +169,37 @@ def _check_values(cfg: DictConfig) -> None:
     )
 
     _check_auto_augment(a)
+    _check_recipe(cfg)
     _prob(loss.label_smoothing, "loss.label_smoothing")
 
     _check(cfg.mix is not None and "name" in cfg.mix, "mix is not set; pick one with mix=none|mixup|cutmix|deit|...")
     _prob(cfg.mix.prob, "mix.prob")
+
+
+def _check_recipe(cfg) -> None:
+    """The airbench94 options (optim.decoupled, sched=warmdown, lookahead, alternate flips)."""
+    o, s, t, a = cfg.optim, cfg.sched, cfg.trainer, cfg.aug
+    _check(
+        not (o.decoupled and o.lr_scale_batch),
+        "optim.decoupled=true already scales the lr with the global batch; drop optim.lr_scale_batch.",
+    )
+    _check(
+        not ((o.decoupled or o.norm_bias_lr_scale != 1.0) and o.layer_decay),
+        "optim.layer_decay builds its own parameter groups; it cannot be combined with optim.decoupled or "
+        "optim.norm_bias_lr_scale (set optim.layer_decay=null).",
+    )
+    _check(o.norm_bias_lr_scale > 0, f"optim.norm_bias_lr_scale must be > 0; got {o.norm_bias_lr_scale}.")
+    _check(0 <= s.warmup_fraction < 1, f"sched.warmup_fraction must be in [0, 1); got {s.warmup_fraction}.")
+    _check(s.start_factor >= 0 and s.end_factor >= 0, "sched.start_factor and sched.end_factor must be >= 0.")
+    _check(0 < t.last_epoch_fraction <= 1, f"trainer.last_epoch_fraction must be in (0, 1]; got {t.last_epoch_fraction}.")
+    _check(t.lookahead_every >= 1, f"trainer.lookahead_every must be >= 1; got {t.lookahead_every}.")
+    _check(0 <= t.lookahead_decay < 1, f"trainer.lookahead_decay must be in [0, 1); got {t.lookahead_decay}.")
+    _check(
+        a.hflip_mode != "alternate"
+        or cfg.data.cache == "device"
+        or (cfg.data.cache == "auto" and cfg.data.name in ("digits", "cifar10", "cifar100", "synthetic")),
+        "aug.hflip_mode=alternate flips each image by its index, which only the device cache keeps: add data.cache=device.",
+    )
 
 
 def to_container(node) -> Any:

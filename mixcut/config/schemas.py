@@ -57,6 +57,7 @@ class SchedName(Choice):
     step = "step"
     multistep = "multistep"
     const = "const"
+    warmdown = "warmdown"  # airbench94: linear warmup then linear decay, per update (mixcut.schedulers)
 
 
 class TrainCrop(Choice):
@@ -68,6 +69,17 @@ class TrainCrop(Choice):
 class PaddingMode(Choice):
     constant = "constant"
     reflect = "reflect"
+
+
+class FlipMode(Choice):
+    random = "random"  # each sample flipped with probability aug.hflip, drawn afresh every epoch
+    alternate = "alternate"  # airbench94: the first epoch at random, then every image flips on alternate epochs
+
+
+class TTAMode(Choice):
+    none = "none"
+    flip = "flip"  # mean logits of the image and its mirror
+    flip_translate = "flip_translate"  # airbench94's 6 views: flip x (no shift, +1px and -1px diagonal shifts)
 
 
 class ErasingMode(Choice):
@@ -159,6 +171,10 @@ class OptimConfig:
     layer_decay: float | None = None
     filter_bias_and_bn: bool = True
     head_lr_scale: float = 1.0  # classifier lr = lr x this (x its layer-decay factor); fine-tuning
+    # airbench94's form (mixcut.optim): lr and weight_decay per 1,024 examples, Nesterov's gain divided out,
+    # weight decay independent of the lr; the global batch size is applied for you
+    decoupled: bool = False
+    norm_bias_lr_scale: float = 1.0  # lr factor for the biases of BatchNorm/LayerNorm/GroupNorm (airbench: 64)
 
 
 @dataclass
@@ -171,6 +187,10 @@ class SchedConfig:
     decay_milestones: list[int] = field(default_factory=lambda: [30, 60])  # multistep
     decay_rate: float = 0.1
     step_on_epochs: bool = False  # False: update the lr every optimizer step
+    # warmdown: lr factor start_factor -> 1 over warmup_fraction of all updates, then -> end_factor
+    warmup_fraction: float = 0.23
+    start_factor: float = 0.2
+    end_factor: float = 0.07
 
 
 @dataclass
@@ -182,6 +202,7 @@ class AugConfig:
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
     ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333333])
     hflip: float = 0.5
+    hflip_mode: FlipMode = FlipMode.random  # alternate: needs data.cache=device
     color_jitter: float | None = None
     auto_augment: str | None = None  # timm string, e.g. rand-m9-mstd0.5-inc1
     re_prob: float = 0.0  # random erasing, applied on the device
@@ -208,6 +229,13 @@ class TrainerConfig:
     ema: bool = False
     ema_decay: float = 0.9998
     ema_warmup: bool = False
+    # lookahead-style averaging (mixcut.averaging, airbench94): every lookahead_every updates
+    # avg <- lerp(avg, model, 1 - decay), model <- avg; decay = lookahead_decay * (t / T) ** lookahead_power
+    lookahead: bool = False
+    lookahead_every: int = 5
+    lookahead_decay: float = 0.7737809375  # 0.95 ** 5
+    lookahead_power: float = 3.0
+    last_epoch_fraction: float = 1.0  # the last epoch trains this share of its batches (airbench94: 9.9 epochs = 10 and 0.9)
     eval_every: int = 1
     resume: str | None = None  # auto | PATH
     eval_only: bool = False
@@ -222,6 +250,11 @@ class TrainerConfig:
     progress: bool = True
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
+
+
+@dataclass
+class EvalConfig:
+    tta: TTAMode = TTAMode.none  # test-time augmentation of the final evaluation, reported as tta_* beside the plain numbers
 
 
 @dataclass
@@ -247,4 +280,5 @@ class TrainConfig:
     aug: AugConfig = field(default_factory=AugConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     paper: dict[str, Any] = field(default_factory=dict)  # what an experiment should reproduce

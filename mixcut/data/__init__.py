@@ -8,7 +8,7 @@ import torch
 
 from ..errors import ConfigError
 from .device_aug import Normalize
-from .pipelines import BatchStream, DataError, Erasing
+from .pipelines import BatchStream, DataError, Erasing, FirstBatches
 from .routes import (
     StreamContext,
     StreamSpec,
@@ -22,7 +22,7 @@ from .routes import (
 from .sources import load_source
 from .splits import Source
 
-__all__ = ["DataBundle", "build_data", "load_source", "DataError", "BatchStream"]
+__all__ = ["DataBundle", "build_data", "load_source", "DataError", "BatchStream", "FirstBatches"]
 
 
 @dataclass

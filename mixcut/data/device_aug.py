@@ -23,8 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .sampling import SALT_FIRST_FLIP, mix_seeds
 
-def _offsets(b: int, padding: int, generator: torch.Generator, device) -> tuple[Tensor, Tensor]:
+
+def random_offsets(b: int, padding: int, generator: torch.Generator, device) -> tuple[Tensor, Tensor]:
     oy = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator, device=device)
     ox = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator, device=device)
     return oy, ox
@@ -72,7 +74,7 @@ def pad_crop(x: Tensor, padding: int, generator: torch.Generator, mode: str = "c
     pixels per sample, with zero (``constant``) or ``reflect`` padding."""
     if padding <= 0:
         return x
-    oy, ox = _offsets(x.shape[0], padding, generator, x.device)
+    oy, ox = random_offsets(x.shape[0], padding, generator, x.device)
     return crop_flip(x, padding, oy, ox, None, mode)
 
 
@@ -87,11 +89,26 @@ def random_hflip(x: Tensor, prob: float, generator: torch.Generator) -> Tensor:
 def pad_crop_flip(x: Tensor, padding: int, prob: float, generator: torch.Generator, mode: str = "constant") -> Tensor:
     """`pad_crop` then `random_hflip` (same random draws, same result) in one pass."""
     b = x.shape[0]
-    oy, ox = _offsets(b, padding, generator, x.device) if padding > 0 else (None, None)
+    oy, ox = random_offsets(b, padding, generator, x.device) if padding > 0 else (None, None)
     flip = _flips(b, prob, generator, x.device) if prob > 0 else None
     if oy is None and flip is None:
         return x
     return crop_flip(x, padding, oy, ox, flip, mode)
+
+
+def alternate_flips(first: Tensor, epoch: int) -> Tensor:
+    """Airbench94's alternating flip: each image is mirrored in epoch 0 where ``first``
+    is true and then on every other epoch, so over two epochs it is seen both ways."""
+    return first ^ bool(epoch % 2)
+
+
+def first_flips(indices: Tensor, seed: int, prob: float) -> Tensor:
+    """Whether each image (by its index in the split) is mirrored in the first epoch of
+    the alternating flip: a fixed coin with probability ``prob`` per image, a pure
+    function of (seed, index), so every rank and every resume agree."""
+    raw = mix_seeds((seed,), indices.cpu().numpy(), (SALT_FIRST_FLIP,))
+    uniform = torch.from_numpy((raw >> 11).astype("float64") / float(1 << 52))
+    return (uniform < prob).to(indices.device)
 
 
 def rrc_boxes(

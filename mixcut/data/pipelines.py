@@ -102,6 +102,34 @@ class BatchStream:
     def end_epoch_report(self) -> dict:
         return {}
 
+    def sample_images(self, n: int) -> Tensor:
+        """``n`` images spread evenly through the split (every (N // n)-th in storage order, so a
+        folder sorted by class gives every class), un-augmented and normalised: a model's
+        data-dependent initialisation. Only the device route holds them."""
+        raise DataError(
+            "this model initialises weights from training images (e.g. airbench's whitening layer); "
+            "they are read from the device cache: set data.cache=device."
+        )
+
+
+class FirstBatches:
+    """The first ``count`` batches of every epoch of ``stream`` (``trainer.last_epoch_fraction``)."""
+
+    def __init__(self, stream: BatchStream, count: int) -> None:
+        self.stream, self.count = stream, min(count, len(stream))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        for b, batch in enumerate(self.stream.epoch(epoch, start), start=start):
+            if b >= self.count:
+                return
+            yield batch
+
+    def end_epoch_report(self) -> dict:
+        return self.stream.end_epoch_report()
+
 
 class BatchAugment:
     """Crop and flip whole uint8 batches on the device as ``aug`` says, with a
@@ -112,16 +140,33 @@ class BatchAugment:
         self.aug, self.img_size, self.seed, self.rank = aug, img_size, seed, rank
         self.generator = torch.Generator(device=device)
 
-    def __call__(self, x: Tensor, epoch: int, batch: int) -> Tensor:
-        """uint8 in; uint8 out (float32 for rrc)."""
+    def __call__(self, x: Tensor, epoch: int, batch: int, indices: Tensor | None = None) -> Tensor:
+        """uint8 in; uint8 out (float32 for rrc). ``indices`` (the images' places in the
+        split) are needed by ``aug.hflip_mode=alternate`` only."""
         a = self.aug
         self.generator.manual_seed(mix_seed(self.seed, epoch, batch, self.rank, SALT_BATCH_AUGMENT))
+        if a.hflip_mode == "alternate":
+            return self.alternate(x, epoch, indices)
         if a.train_crop == "rrc":
             return device_aug.random_resized_crop(x, self.img_size, tuple(a.scale), tuple(a.ratio), self.generator, hflip=a.hflip)
         x = device_aug.resize_batch(x, self.img_size)
         padding = a.padding if a.train_crop == "pad" else 0
         # translation and flip in one gather (same draws and pixels as pad_crop then random_hflip)
         return device_aug.pad_crop_flip(x, padding, a.hflip, self.generator, a.padding_mode)
+
+    def alternate(self, x: Tensor, epoch: int, indices: Tensor | None) -> Tensor:
+        """Translation (``aug.padding``) and airbench94's alternating flip, in one gather."""
+        if indices is None or self.aug.train_crop == "rrc":
+            raise DataError(
+                "aug.hflip_mode=alternate flips each image by its index: it needs data.cache=device "
+                "and aug.train_crop=pad or none."
+            )
+        a = self.aug
+        x = device_aug.resize_batch(x, self.img_size)
+        padding = a.padding if a.train_crop == "pad" else 0
+        oy, ox = device_aug.random_offsets(x.shape[0], padding, self.generator, x.device) if padding > 0 else (None, None)
+        flip = device_aug.alternate_flips(device_aug.first_flips(indices, self.seed, a.hflip), epoch)
+        return device_aug.crop_flip(x, padding, oy, ox, flip, a.padding_mode)
 
 
 DEVICE_CACHE_SHARE = 0.5  # of the GPU's free memory a cached split may take: the rest is the model's and the batches'
@@ -163,8 +208,12 @@ class DeviceBatches(BatchStream):
                 continue
             sel = idx[sl]
             x = self.images.index_select(0, sel)
-            x = self.augment(x, epoch, b) if self.train else device_aug.resize_batch(x, self.img_size)
+            x = self.augment(x, epoch, b, sel) if self.train else device_aug.resize_batch(x, self.img_size)
             yield self.finish(x, epoch, b), self.labels.index_select(0, sel)
+
+    def sample_images(self, n: int) -> Tensor:
+        step = max(1, len(self.images) // max(n, 1))
+        return self.normalize(device_aug.resize_batch(self.images[::step][:n], self.img_size))
 
 
 # ------------------------------------------------------------- worker path

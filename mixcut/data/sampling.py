@@ -25,6 +25,7 @@ SALT_MIXER = 0x3143  # the mixer's own generator
 SALT_ERASING = 0xE7A5  # random erasing of a whole batch on the device (pipelines.Erasing)
 SALT_SHARD_ORDER = 0x5AD  # the epoch's order of shards (data=shards)
 SALT_SHARD_SHUFFLE = 0x5B  # the shuffle buffer of each loader worker (data=shards)
+SALT_FIRST_FLIP = 0xF11B  # each image's flip in the first epoch of aug.hflip_mode=alternate
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _MASK63 = (1 << 63) - 1

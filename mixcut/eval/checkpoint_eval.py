@@ -89,6 +89,12 @@ def evaluate_built(built, cfg, opts: EvalOptions, out: Path, tag: str) -> dict:
         "reliability": reliability,
         "reliability_png": png.name,
     }
+    if opts.tta != "none":  # test-time augmentation, reported beside the plain metrics (mixcut.eval.tta)
+        from .tta import TTAModel
+
+        tta_metrics = evaluate_split(TTAModel(model, opts.tta), data.val, built.num_classes, device, amp_dtype)
+        tta_metrics.pop("reliability")
+        result.update(tta_top1=tta_metrics["top1"], tta={"mode": opts.tta, **tta_metrics})
     if opts.corruptions:
         result.update(corruption_table(model, data.val, built.num_classes, device, amp_dtype, cfg.data.mean, cfg.data.std, opts))
     if opts.any_claim:
@@ -105,6 +111,8 @@ def format_result(result: dict) -> str:
         f"{result['checkpoint']} ({result['weights']} weights, {m['n']} images, {result['device']})",
         "  ".join(f"{k} {m[k]:.4f}" if k in ("nll", "brier") else f"{k} {m[k]:.2f}" for k in METRIC_NAMES),
     ]
+    if "tta" in result:
+        lines.append(f"test-time augmentation ({result['tta']['mode']}): top1 {result['tta_top1']:.2f}")
     if "corruptions" in result:
         lines.append(f"mean corruption top1 {result['corruption_top1_mean']:.2f}  ({result['corruption_protocol']})")
         sev = list(next(iter(result["corruptions"].values())))

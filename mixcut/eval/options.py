@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .corruptions import CORRUPTIONS, SEVERITIES
+from .tta import TTA_MODES
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class EvalOptions:
     box_format: str = "mixcut"
     cam_threshold: float = 0.2
     cam_method: str = "auto"
+    tta: str = "none"  # test-time augmentation reported beside the plain metrics (mixcut.eval.tta)
 
     @property
     def any_claim(self) -> bool:
@@ -84,5 +86,7 @@ class EvalOptions:
             raise ConfigError(f"epsilons are in [0, 1] pixel units (8/255 = 0.0314); got {list(self.epsilons)}.")
         if set(self.attacks) - {"fgsm", "pgd"}:
             raise ConfigError(f"attacks must be among fgsm, pgd; got {list(self.attacks)}.")
+        if self.tta not in TTA_MODES:
+            raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}; got {self.tta!r}.")
         if self.ood_n < 1:
             raise ConfigError(f"ood_n must be >= 1; got {self.ood_n}.")

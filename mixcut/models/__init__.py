@@ -8,7 +8,7 @@ import timm
 import torch.nn as nn
 
 from ..errors import ConfigError
-from . import cifar, preact_resnet, pyramidnet, wide_resnet  # noqa: F401  (register the CIFAR networks in timm)
+from . import airbench, cifar, preact_resnet, pyramidnet, wide_resnet  # noqa: F401  (register the CIFAR networks in timm)
 from .hub import offline_unless_hub_reachable
 from .init import pretrained_offline_message
 

@@ -133,3 +133,62 @@ def pretrained_offline_message(name: str, error: BaseException) -> str | None:
         f"model.pretrained=true could not fetch the weights of {name!r} (no network or not in the local cache: {first}); "
         f"download the file elsewhere and start from it with model.init=PATH (.safetensors/.pth), model.pretrained=false."
     )
+
+
+# ------------------------------------------------------ initialisation from the data
+# A model that initialises some weights from training images (airbench's patch-whitening
+# first layer) defines ``init_from_data(images)``: `mixcut.build` calls it once, at build
+# time, with ``model.data_init_images`` training images spread evenly through the split
+# (`BatchStream.sample_images`), un-augmented and normalised as batches are. The call is explicit there (no model
+# reaches for data itself) and happens before ``model.init`` weights or a resumed checkpoint,
+# which overwrite it.
+DATA_INIT_HOOK = "init_from_data"
+
+
+def wants_training_images(model: nn.Module) -> int:
+    """How many training images ``model`` asks for at build time (0: none)."""
+    if not callable(getattr(model, DATA_INIT_HOOK, None)):
+        return 0
+    return int(getattr(model, "data_init_images", 0))
+
+
+def dirac_conv_init_(conv: nn.Conv2d) -> None:
+    """Identity ("dirac") initialisation of the first ``in_channels`` filters of ``conv``
+    (the rest keep their default random initialisation); zero bias. With as many
+    outputs as inputs the convolution starts as the identity (airbench94)."""
+    w = conv.weight.data
+    nn.init.dirac_(w[: min(w.shape[0], w.shape[1])])
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def patch_covariance(images: torch.Tensor, kernel: int, chunk: int = 512) -> torch.Tensor:
+    """Second moment (uncentred covariance) of all ``kernel`` x ``kernel`` patches of ``images``,
+    as a (C*k*k) square matrix in float64, accumulated in chunks so memory stays small."""
+    c = images.shape[1]
+    d = c * kernel * kernel
+    acc = torch.zeros(d, d, dtype=torch.float64, device=images.device)
+    count = 0
+    for part in images.split(chunk):
+        # (N, C*k*k, L): every patch a column, in the (c, kh, kw) order of a conv weight
+        cols = torch.nn.functional.unfold(part.float(), kernel).transpose(1, 2).reshape(-1, d).double()
+        acc += cols.T @ cols
+        count += cols.shape[0]
+    return acc / max(count, 1)
+
+
+def patch_whitening_(conv: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4) -> None:
+    """Set ``conv`` (2 * C*k*k outputs, k x k kernel) to whiten k x k patches: the eigenvectors
+    of the patch covariance of ``images`` scaled by 1/sqrt(eigenvalue + eps), largest first,
+    followed by their negatives (so a GELU after it keeps both signs). Airbench94's first layer;
+    its weight then stays frozen."""
+    k = conv.kernel_size[0]
+    c = conv.in_channels
+    d = c * k * k
+    if conv.out_channels != 2 * d or conv.kernel_size != (k, k):
+        raise ValueError(f"patch whitening needs a square-kernel conv with 2*C*k*k={2 * d} outputs; got {conv}.")
+    eigenvalues, eigenvectors = torch.linalg.eigh(patch_covariance(images, k))
+    order = torch.arange(d - 1, -1, -1, device=eigenvalues.device)  # largest eigenvalue first
+    filters = (eigenvectors[:, order].T / torch.sqrt(eigenvalues[order] + eps).view(-1, 1)).view(d, c, k, k)
+    with torch.no_grad():
+        conv.weight.copy_(torch.cat((filters, -filters)).to(conv.weight))

@@ -13,6 +13,7 @@ from mixcut.build import build_mixer, build_optimizer, build_scheduler
 from mixcut.config import check
 from mixcut.losses import create_loss
 from mixcut.models import create_model
+from mixcut.optim import decoupled_lr
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet": 1000}
@@ -97,8 +98,13 @@ def test_experiment_builds_its_optimizer_scheduler_and_loss(name):
         model = create_model(cfg.model, cfg.data.num_classes or CLASSES[cfg.data.name])
     optimizer = build_optimizer(cfg, model, world_size=1)
     o = cfg.optim
-    scale = cfg.trainer.batch_size * cfg.trainer.grad_accum_steps / o.lr_scale_batch if o.lr_scale_batch else 1.0
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(o.lr * scale)  # the lr the header states for its batch
+    global_batch = cfg.trainer.batch_size * cfg.trainer.grad_accum_steps
+    if o.get("decoupled"):  # airbench's form: lr per 1,024 examples with Nesterov's gain divided out (mixcut.optim)
+        expected = decoupled_lr(o.lr, o.momentum, global_batch)
+    else:
+        expected = o.lr * (global_batch / o.lr_scale_batch if o.lr_scale_batch else 1.0)
+    # the lr the header states for its batch (a group's lr_scale applies on top, in the scheduler)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(expected)
     scheduler = build_scheduler(cfg, optimizer, updates_per_epoch=10)
     assert (scheduler is None) == (cfg.sched.name == "const")
     loss = create_loss(cfg.loss)

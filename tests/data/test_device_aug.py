@@ -196,3 +196,47 @@ def test_vectorised_worker_seeds_equal_mix_seed():
         assert mix_seeds((seed, epoch), positions, (SALT_SAMPLE_AUGMENT,)).tolist() == [
             mix_seed(seed, epoch, int(p), SALT_SAMPLE_AUGMENT) for p in positions
         ]
+
+
+def _flips_seen(data, epoch: int) -> dict[int, bool]:
+    """Which images (by index) an epoch shows mirrored (aug.padding=0: the output is the image or its mirror)."""
+    stream = data.train
+    idx, _ = stream.order(epoch)
+    seen = {}
+    for (x, _), sl in zip(stream.epoch(epoch), stream.slices(len(idx))):
+        for i, img in zip(idx[sl].tolist(), x):
+            plain = stream.normalize(stream.images[i : i + 1])[0]
+            assert torch.equal(img, plain) or torch.equal(img, plain.flip(-1))
+            seen[i] = torch.equal(img, plain.flip(-1)) and not torch.equal(plain, plain.flip(-1))
+    return seen
+
+
+def test_alternating_flip_mirrors_every_image_on_alternate_epochs():
+    cfg = compose(FAST + ["trainer.batch_size=16", "aug=airbench", "aug.padding=0", "data.cache=device"])
+    data = build_data(cfg, torch.device("cpu"))
+    e0, e1, e2 = (_flips_seen(data, e) for e in (0, 1, 2))
+    assert set(e0) == set(e1) == set(e2) and len(e0) == 96
+    assert all(e0[i] != e1[i] and e0[i] == e2[i] for i in e0)  # each image alternates
+    assert 25 <= sum(e0.values()) <= 71  # the first epoch's coin is fair (binomial 96, 1/2: 6 sigma)
+    again = build_data(cfg, torch.device("cpu"))
+    assert _flips_seen(again, 0) == e0  # a pure function of (seed, index): a resume sees the same
+    other = build_data(compose(FAST + ["trainer.batch_size=16", "aug=airbench", "aug.padding=0", "trainer.seed=1"]), "cpu")
+    assert _flips_seen(other, 0) != e0
+
+
+def test_first_flips_are_a_function_of_seed_and_index():
+    idx = torch.arange(2000)
+    a = A.first_flips(idx, 0, 0.5)
+    assert torch.equal(A.first_flips(idx.flip(0), 0, 0.5), a.flip(0))
+    assert 900 < int(a.sum()) < 1100 and not torch.equal(A.first_flips(idx, 1, 0.5), a)
+    assert not A.first_flips(idx, 0, 0.0).any() and A.first_flips(idx, 0, 1.0).all()
+    assert torch.equal(A.alternate_flips(a, 3), ~a) and torch.equal(A.alternate_flips(a, 4), a)
+
+
+def test_alternating_flip_needs_the_device_cache():
+    from mixcut.data.pipelines import BatchAugment
+    from mixcut.errors import DataError
+
+    cfg = compose(FAST + ["aug=airbench"])
+    with pytest.raises(DataError, match="data.cache=device"):
+        BatchAugment(cfg.aug, 16, "cpu", 0, 0)(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), 0, 0)
