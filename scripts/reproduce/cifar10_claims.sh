@@ -91,6 +91,8 @@ declare -A MIX=(
   [fmix]="mix=fmix"
   [resizemix]="mix=resizemix"
   [saliencymix]="mix=saliencymix"
+  [recursivemix]="mix=recursivemix mix.omega=0.1"  # the CIFAR setting of the authors' README
+  [transmix]="mix=transmix"  # needs a ViT: MODEL=vit_tiny_patch16_224 with EXTRA giving patch 4 at 32 px
 )
 read -r -a SINGLE <<< "${METHODS-cutout manifold_mixup fmix resizemix saliencymix}"
 read -r -a MAIN <<< "${MAIN_METHODS-none mixup cutmix deit}"
