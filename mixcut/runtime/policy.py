@@ -31,6 +31,11 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
             raise ConfigError(f"trainer.device={name} but no CUDA device is visible; use trainer.device=cpu (or auto).")
         if name == "cuda":
             return torch.device("cuda", info.local_rank % torch.cuda.device_count())
+        if info.world_size > 1:  # cuda:N would put every rank on GPU N, and NCCL fails on the shared device
+            raise ConfigError(
+                f"trainer.device={name} names one GPU for all {info.world_size} processes; use trainer.device=cuda "
+                "(each process takes its LOCAL_RANK's GPU) and pick the GPUs with CUDA_VISIBLE_DEVICES."
+            )
     return torch.device(name)
 
 

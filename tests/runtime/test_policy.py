@@ -9,6 +9,7 @@ import os
 import pytest
 import torch
 
+from mixcut.errors import ConfigError
 from mixcut.runtime.distributed import DistInfo
 from mixcut.runtime.policy import resolve_amp, resolve_device, set_determinism, set_tf32
 
@@ -103,3 +104,12 @@ def test_determinism_on_cpu_or_off_has_nothing_to_say(backend_flags):
     assert set_determinism(True, torch.device("cpu")) is None
     assert set_determinism(False, torch.device("cpu")) is None
     assert torch.backends.cudnn.benchmark
+
+
+def test_a_named_gpu_under_several_processes_is_refused(fake_gpu):
+    """trainer.device=cuda:0 under torchrun would put every rank on GPU 0 (NCCL then fails): refused, naming the fix."""
+    fake_gpu(A100)
+    assert resolve_device("cuda:0", DistInfo(0, 1, 0)) == torch.device("cuda", 0)
+    assert resolve_device("cuda", DistInfo(1, 2, 1)).type == "cuda"
+    with pytest.raises(ConfigError, match="trainer.device=cuda "):
+        resolve_device("cuda:0", DistInfo(1, 2, 1))
