@@ -64,7 +64,7 @@ def one_line(error) -> str:
         for ln in (x.strip() for x in str(error).splitlines()):
             if ln.startswith("Config search path"):
                 break
-            if ln and not ln.startswith(
+            if ln and ln != "None" and not ln.startswith(  # "None": a grammar error's empty cause
                 ("full_key:", "object_type", "reference_type", "Set the environment", "To append to your config")
             ):
                 lines.append(ln)

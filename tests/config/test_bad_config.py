@@ -63,6 +63,14 @@ def test_preflight_exits_2_with_one_line(args, needle, capsys):
     assert needle in err and "\n" not in err, err
 
 
+def test_a_grammar_error_has_no_stray_none(capsys):
+    """Hydra's grammar errors carry a cause whose text is 'None'; the one line used to end in '; None'."""
+    with pytest.raises(SystemExit):
+        preflight(["train.py", "trainer.epochs=[", "trainer.device=cpu"], str(CONFIGS))
+    err = capsys.readouterr().err.strip()
+    assert "no viable alternative" in err and "None" not in err, err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "args,needle,before_hydra",
