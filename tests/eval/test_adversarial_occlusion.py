@@ -95,15 +95,3 @@ def test_occlusion_summary_excludes_the_clean_and_the_all_black_sizes(trained):
     assert curve_summary(curve) == pytest.approx(50.0)
     assert informative_sizes([0, 16, 32, 224], image_size=4) == [32]  # 16 on the 224 scale is 0 px of a 4-px image
 
-
-def test_occlusion_summary_in_the_tables_uses_the_informative_sizes():
-    """scripts/summarize.py's occlusion columns: the mean over informative sizes, also for JSONs without a summary."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("summarize", Path(__file__).parents[2] / "scripts/summarize.py")
-    summarize = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summarize)
-    occ = {"hole": {"0": 90.0, "32": 60.0, "64": 40.0, "224": 10.0}, "border": {"0": 10.0, "32": 20.0, "224": 90.0}}
-    row = summarize.occlusion_values(occ)
-    assert row["occ_hole"] == pytest.approx(50.0) and row["occ_border"] == pytest.approx(20.0)
