@@ -39,7 +39,7 @@ class ClaimOptions:
 
 
 def _check(opts: ClaimOptions) -> None:
-    from .localization import BOX_READERS
+    from .box_files import BOX_READERS
 
     if opts.occlusion_every < 1:
         raise ConfigError(f"occlusion_every must be >= 1 (1 = every validation image); got {opts.occlusion_every}.")
@@ -122,7 +122,9 @@ def claims_evaluations(model, cfg, data, source, device, amp_dtype, opts: ClaimO
 
     if opts.localization:
         from ..data.folder import FileSplit
-        from .localization import BOX_READERS, boxes_for_split, localization_accuracy, plot_examples
+        from .box_files import BOX_READERS, boxes_for_split
+        from .localization import localization_accuracy
+        from .localization_plot import plot_examples
 
         t = time.time()
         if not isinstance(source.val, FileSplit):

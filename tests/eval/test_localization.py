@@ -9,17 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixcut.data.canvas import make_canvases, paste, resize_objects, scrambled_backgrounds
-from mixcut.eval.localization import (
-    box_iou,
-    connected_components,
-    eval_geometry,
-    largest_component_boxes,
-    localize,
-    maps_for,
-    read_box_file,
-    read_cub,
-    read_imagenet_xml,
-)
+from mixcut.eval.box_files import eval_geometry, read_box_file, read_cub, read_imagenet_xml
+from mixcut.eval.cam import connected_components, largest_component_boxes, maps_for
+from mixcut.eval.localization import box_iou, localize
 
 
 class QuadrantNet(nn.Module):
