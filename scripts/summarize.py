@@ -364,11 +364,8 @@ def verdicts(rows: list[dict], baseline: str = "none") -> str:
                 cell += f"; floor {floor:.2f}" if floor is not None else ""
             cells.append(cell)
             (better if c["mark"] == "+" else worse if c["mark"] == "-" else single if c["p"] is None else level).append(m)
-        verdict = "; ".join(
-            f"{name}: {', '.join(ms)}"
-            for name, ms in (("better", better), ("worse", worse), ("not separable", level), ("under 2 runs a side, untested", single))
-            if ms
-        )
+        kinds = (("better", better), ("worse", worse), ("not separable", level), ("under 2 runs a side, untested", single))
+        verdict = "; ".join(f"{name}: {', '.join(ms)}" for name, ms in kinds if ms)
         base = f"{b_mean:.{decimals}f}" + (f" ± {b_std:.{decimals}f}" if b_std is not None else "")
         base += f" (n={len(groups[baseline])})"
         if companion:
