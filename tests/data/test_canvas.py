@@ -38,3 +38,19 @@ def test_tiny_objects_are_refused():
     x = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
     with pytest.raises(ValueError, match="silhouette"):
         make_shape_canvases(x, torch.tensor([0, 1]), torch.tensor([0, 1]), x, torch.tensor([0, 1]), canvas=8)
+
+
+def test_make_canvas_set_writes_a_balanced_shape_folder_with_boxes(tmp_path):
+    from _trainer_utils import load_script, make_image_folder
+
+    src = make_image_folder(tmp_path / "src", classes=3, per_class=14, size=32) / "train"
+    out = tmp_path / "shapes"
+    argv = [str(src), str(out), "--train-per-class", "2", "--val-per-class", "1", "--pool-per-class", "2",
+            "--canvas", "32", "--object-size", "16", "--workers", "0"]  # fmt: skip
+    assert load_script("make_canvas_set").main(argv) == 0
+    assert sorted(p.name for p in (out / "train").iterdir()) == sorted(SHAPES)
+    assert all(len(list((out / "train" / s).glob("*.png"))) == 2 for s in SHAPES)
+    lines = [line.split() for line in (out / "boxes.txt").read_text().splitlines() if not line.startswith("#")]
+    assert len(lines) == 30
+    for rel, x0, y0, x1, y1, w, h in lines:
+        assert (out / rel).is_file() and 0 <= int(x0) < int(x1) <= 32 and 0 <= int(y0) < int(y1) <= 32 and w == h == "32"

@@ -25,7 +25,7 @@ def canvas_run(tmp_path_factory):
     out = base / "canvas"
     rc = load_script("make_canvas_set").main(
         [str(src / "train"), str(out), "--train-per-class", "5", "--val-per-class", "4", "--pool-per-class", "3",
-         "--canvas", "32", "--object-size", "16", "--workers", "0"]
+         "--objects", "images", "--canvas", "32", "--object-size", "16", "--workers", "0"]
     )  # fmt: skip
     assert rc == 0 and (out / "boxes.txt").is_file() and len(list((out / "val").rglob("*.png"))) == 12
     cfg = compose(
