@@ -159,7 +159,8 @@ def _cifar_jpegs(n: int) -> torch.Tensor | None:
 
     for root in (Path("/work/shared/data/cifar10-jpeg/train"), Path(__file__).parents[3] / "shared/data/cifar10-jpeg/train"):
         if root.is_dir():
-            files = sorted(root.glob("*/*.jpg"))[:: max(1, len(sorted(root.glob("*/*.jpg"))) // n)][:n]
+            files = sorted(root.glob("*/*.jpg"))
+            files = files[:: max(1, len(files) // n)][:n]  # spread over every class
             if files:
                 imgs = [torch.from_numpy(np.asarray(Image.open(f).convert("RGB")).copy()).permute(2, 0, 1) for f in files]
                 return torch.stack(imgs)
