@@ -340,6 +340,8 @@ def verdicts(rows: list[dict], baseline: str = "none") -> str:
     if baseline not in groups:
         return ""
     methods = [m for m in groups if m != baseline]
+    if not methods:
+        return f"Only `{baseline}` ran: nothing to compare.\n"
     lines = [
         f"| claim | metric | {baseline} | " + " | ".join(methods) + " | verdict (Welch, two-sided, α = 0.05) |",
         "|" + "---|" * (len(methods) + 4),

@@ -47,6 +47,7 @@ def test_verdict_table_marks_both_directions_alike_and_never_tests_single_runs()
     # the baseline with one run: nothing can be tested
     assert _cell(summarize.verdicts(_rows(none=[70.0], a=[90.0, 91.0])), "top1", 3) == "+20.50 (n=1 vs 2: no spread)"
     assert summarize.verdicts(_rows(a=[1.0, 2.0])) == ""
+    assert summarize.verdicts(_rows(none=[1.0, 2.0])) == "Only `none` ran: nothing to compare.\n"
 
 
 def test_after_scaling_ece_is_shown_with_its_floor():
