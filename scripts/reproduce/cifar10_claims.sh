@@ -245,18 +245,18 @@ PYEOF
   fi
   echo "### Every run"
   echo
-  cat "$OUT/table.md"
+  sed 's/^### /#### /' "$OUT/table.md"  # summarize's headings one level down
   echo
   if [ -f "$OUT/table_open.md" ]; then
-    echo "#### Open set (trained on ${KNOWN[*]})"
+    echo "### Every open-set run (trained on ${KNOWN[*]})"
     echo
-    cat "$OUT/table_open.md"
+    sed 's/^### /#### /' "$OUT/table_open.md"
     echo
   fi
   if [ -f "$OUT/table_canvas.md" ]; then
-    echo "#### Shape canvas set"
+    echo "### Every shape-canvas run"
     echo
-    cat "$OUT/table_canvas.md"
+    sed 's/^### /#### /' "$OUT/table_canvas.md"
     echo
   fi
   echo "Study command: \`EPOCHS=$EPOCHS MODEL=$MODEL SEEDS_MAIN=\"$SEEDS_MAIN\" MAIN_METHODS=\"${MAIN[*]}\" METHODS=\"${SINGLE[*]}\" ALPHAS=\"$ALPHAS\" OPENSET_METHODS=\"$OPENSET_METHODS\" CANVAS_METHODS=\"$CANVAS_METHODS\" scripts/reproduce/cifar10_claims.sh $SRC $OUT\`"
