@@ -10,11 +10,18 @@ another config key, e.g. model.name); the per-method table and the chart show
 the mean and the sample standard deviation over the runs (seeds) of a group.
 
 The papers' other claims (`scripts/evaluate.py --claims`) add columns when any run
-has them: temperature T and ECE/NLL after temperature scaling, FGSM/PGD top-1 at
---adv-eps, mean occlusion top-1, OOD AUROC, Top-1 Loc / GT-known Loc; and, when
-RUN_DIR/eval_train/*.json holds an evaluation on the training images, train top-1
-and the train-val gap. --claims-png draws reliability before/after scaling,
+has them: temperature T and ECE/NLL after temperature scaling with ECE's sampling
+floor, FGSM/PGD top-1 at --adv-eps, occlusion top-1 averaged over the informative
+hole sizes (neither the clean nor the all-black image), OOD AUROC against held-out
+natural images (open set) and against noise (sanity check), Top-1 Loc / GT-known Loc;
+and, when RUN_DIR/eval_train/*.json holds an evaluation on the training images, train
+top-1 and the train-val gap. --claims-png draws reliability before/after scaling,
 occlusion and attack curves per method; --cams-png stacks each method's CAM examples.
+
+--verdicts-md compares every method with --baseline, claim by claim: the difference of
+the means with its 95 % Welch interval, marked + (better) or - (worse) only where
+Welch's two-sided t-test on the per-seed values rejects equal means at alpha 0.05;
+with fewer than 2 runs on either side no spread can be estimated and nothing is marked.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from mixcut.eval.occlusion import curve_summary
 
 COLUMNS = [  # key, header, format
     ("top1", "top-1 (%)", "{:.2f}"),
@@ -45,15 +54,19 @@ CLAIM_COLUMNS = [
     ("ts_t", "T", "{:.2f}"),
     ("ts_ece_before", "ECE, eval half (%)", "{:.2f}"),
     ("ts_ece_after", "ECE after TS (%)", "{:.2f}"),
+    ("ts_ece_floor", "ECE floor at this n (%)", "{:.2f}"),
     ("ts_nll_after", "NLL after TS", "{:.3f}"),
     ("fgsm", "FGSM top-1 (%)", "{:.2f}"),
     ("pgd", "PGD top-1 (%)", "{:.2f}"),
-    ("occ_hole", "hole occl. top-1 (%)", "{:.2f}"),
-    ("occ_border", "border occl. top-1 (%)", "{:.2f}"),
-    ("ood_msp", "OOD AUROC MSP (%)", "{:.2f}"),
-    ("ood_energy", "OOD AUROC energy (%)", "{:.2f}"),
+    ("occ_hole", "hole occl. top-1, informative sizes (%)", "{:.2f}"),
+    ("occ_border", "border occl. top-1, informative sizes (%)", "{:.2f}"),
+    ("open_msp", "open-set AUROC MSP (%)", "{:.2f}"),
+    ("open_energy", "open-set AUROC energy (%)", "{:.2f}"),
+    ("ood_msp", "noise OOD AUROC MSP, sanity (%)", "{:.2f}"),
+    ("ood_energy", "noise OOD AUROC energy, sanity (%)", "{:.2f}"),
     ("top1_loc", "Top-1 Loc (%)", "{:.2f}"),
     ("gt_known_loc", "GT-known Loc (%)", "{:.2f}"),
+    ("max_box_acc", "GT-known Loc at the best threshold (MaxBoxAcc, %)", "{:.2f}"),
 ]
 CLAIM_KEYS = ("temperature_scaling", "adversarial", "occlusion", "ood", "localization")
 
@@ -102,24 +115,33 @@ def claim_values(run_dir: Path, adv_eps: float) -> dict:
         ts = ev["temperature_scaling"]
         row.update(ts_t=ts["temperature"], ts_ece_before=ts["before"]["ece"], ts_ece_after=ts["after"]["ece"])
         row["ts_nll_after"] = ts["after"]["nll"]
+        row["ts_ece_floor"] = (ts.get("ece_floor_after") or {}).get("mean")
         row["curves"]["reliability"] = (ts["reliability_before"], ts["reliability_after"])
     if "adversarial" in ev:
         adv = ev["adversarial"]
         row["fgsm"], row["pgd"] = _nearest(adv.get("fgsm", {}), adv_eps), _nearest(adv.get("pgd", {}), adv_eps)
         row["curves"].update({a: adv[a] for a in ("fgsm", "pgd") if a in adv})
     if "occlusion" in ev:
-        occ = ev["occlusion"]
-        for mode in ("hole", "border"):
-            if mode in occ:
-                row[f"occ_{mode}"] = statistics.fmean(occ[mode].values())
-                row["curves"][mode] = occ[mode]
+        row.update(occlusion_values(ev["occlusion"]))
+        row["curves"].update({m: ev["occlusion"][m] for m in ("hole", "border") if m in ev["occlusion"]})
     if "ood" in ev:
-        row["ood_msp"], row["ood_energy"] = ev["ood"]["mean_auroc"]["msp"], ev["ood"]["mean_auroc"]["energy"]
+        ood = ev["ood"]
+        sanity, natural = ood.get("mean_auroc") or {}, ood.get("natural_mean_auroc") or {}
+        row["ood_msp"], row["ood_energy"] = sanity.get("msp"), sanity.get("energy")
+        row["open_msp"], row["open_energy"] = natural.get("msp"), natural.get("energy")
     if "localization" in ev:
         loc = ev["localization"]
         row["top1_loc"], row["gt_known_loc"] = loc["top1_loc"], loc["gt_known_loc"]
+        row["max_box_acc"] = loc.get("max_box_acc")
         row["cams_png"] = str(Path(ev["_dir"]) / loc["examples_png"])
     return row
+
+
+def occlusion_values(occ: dict) -> dict:
+    """``occ_hole`` / ``occ_border``: mean top-1 over the informative sizes (the JSON's own list when it has
+    one, else 0 < size < 224): the clean image (hole 0, kept square 224) and the all-black image are left out."""
+    keep = occ.get("informative_sizes")
+    return {f"occ_{m}": curve_summary(occ[m], keep) for m in ("hole", "border") if m in occ}
 
 
 def load_run(run_dir: str | Path, label: str = "mix.name", use_best: bool = False, adv_eps: float = 2 / 255) -> dict:
@@ -253,53 +275,142 @@ CLAIMS = [
     ("gap", False, "the train-val gap shrinks (less overfitting)"),
     ("ece", False, "calibration improves (ECE)"),
     ("nll", False, "NLL improves"),
-    ("ts_ece_after", False, "calibration after temperature scaling (Wang et al. 2023: mixup is *less* calibratable)"),
-    ("corruption_top1", True, "robustness to common corruptions"),
+    ("ts_ece_after", False, "ECE after temperature scaling (Wang et al. 2023: mixup is *less* calibratable)"),
+    ("ts_nll_after", False, "NLL after temperature scaling (Wang et al. 2023)"),
+    ("corruption_top1", True, "robustness to common corruptions (CIFAR-10-C protocol, 11 corruptions)"),
     ("fgsm", True, "robustness to FGSM"),
     ("pgd", True, "robustness to PGD"),
-    ("occ_hole", True, "robustness to centre occlusion"),
-    ("occ_border", True, "robustness to border occlusion"),
-    ("ood_msp", True, "OOD detection (max-softmax AUROC)"),
-    ("ood_energy", True, "OOD detection (energy AUROC)"),
+    ("occ_hole", True, "robustness to centre occlusion (mean over the informative hole sizes)"),
+    ("occ_border", True, "robustness to border occlusion (mean over the informative sizes)"),
+    ("open_msp", True, "open-set detection of held-out classes (max-softmax AUROC)"),
+    ("open_energy", True, "open-set detection of held-out classes (energy AUROC)"),
+    ("ood_msp", True, "sanity check: noise/digits rejection (max-softmax AUROC)"),
+    ("ood_energy", True, "sanity check: noise/digits rejection (energy AUROC)"),
     ("top1_loc", True, "weakly-supervised localization (Top-1 Loc)"),
     ("gt_known_loc", True, "weakly-supervised localization (GT-known Loc)"),
+    ("max_box_acc", True, "weakly-supervised localization (GT-known Loc at each model's best CAM threshold)"),
     ("wall_min", False, "cost: wall time"),
 ]
 
 
+ALPHA = 0.05  # the verdicts' significance level (two-sided)
+
+
+def compare(base: list, other: list, higher: bool = True) -> dict:
+    """Welch's two-sided t-test of mean(other) - mean(base) on per-seed values.
+
+    Returns ``diff``, its 95 % Welch interval ``lo``/``hi`` and ``p`` (None with fewer than 2 values on
+    either side: no spread can be estimated), ``n`` = (n_base, n_other) and ``mark``: "+" when other is
+    significantly better (``higher`` says which direction is better), "-" when significantly worse, ""
+    otherwise. Swapping ``base`` and ``other`` flips the sign of diff, interval and mark, nothing else."""
+    from scipy import stats
+
+    a, b = [v for v in base if v is not None], [v for v in other if v is not None]
+    out = {"diff": statistics.fmean(b) - statistics.fmean(a), "lo": None, "hi": None, "p": None, "n": (len(a), len(b))}
+    out["mark"] = ""
+    if len(a) < 2 or len(b) < 2:
+        return out
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:  # no spread on either side: any difference is exact
+        out.update(lo=out["diff"], hi=out["diff"], p=0.0 if out["diff"] else 1.0)
+    else:
+        df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
+        t = out["diff"] / se
+        half = stats.t.ppf(1 - ALPHA / 2, df) * se
+        out.update(lo=out["diff"] - half, hi=out["diff"] + half, p=float(2 * stats.t.sf(abs(t), df)))
+    if out["p"] < ALPHA:
+        out["mark"] = "+" if (out["diff"] > 0) == higher else "-"
+    return out
+
+
+def _cell(c: dict, decimals: int) -> str:
+    f = f"{{:+.{decimals}f}}"
+    if c["p"] is None:
+        return f.format(c["diff"]) + f" (n={c['n'][0]} vs {c['n'][1]}: no spread)"
+    return f"{f.format(c['diff'])} [{f.format(c['lo'])}, {f.format(c['hi'])}]" + (f" **{c['mark']}**" if c["mark"] else "")
+
+
+# metrics shown beside another in the verdicts: (metric, companion, what the companion is)
+COMPANIONS = {"ts_ece_after": ("ts_ece_floor", "ECE floor of a perfectly calibrated model at this n")}
+
+
 def verdicts(rows: list[dict], baseline: str = "none") -> str:
-    """Markdown: for each claim, each method's mean minus the baseline's, marked + when better by more than
-    the two groups' combined seed spread (sqrt(s1^2 + s2^2)), (+) when better within it or with one run
-    (no spread), - when worse. Empty when there is no baseline group."""
+    """Markdown: for each claim, each method's mean minus the baseline's with its 95 % Welch interval, marked
+    + / - only where Welch's two-sided t-test (alpha 0.05) separates them, and a last column naming the
+    methods that are significantly better, worse, or not separable. Empty when there is no baseline group."""
     groups = group(rows)
     if baseline not in groups:
         return ""
     methods = [m for m in groups if m != baseline]
+    if not methods:
+        return f"Only `{baseline}` ran: nothing to compare.\n"
     lines = [
-        f"| claim | metric | {baseline} | " + " | ".join(methods) + " |",
-        "|" + "---|" * (len(methods) + 3),
+        f"| claim | metric | {baseline} | " + " | ".join(methods) + " | verdict (Welch, two-sided, α = 0.05) |",
+        "|" + "---|" * (len(methods) + 4),
     ]
     for key, higher, claim in CLAIMS:
-        b_mean, b_std = mean_std([r.get(key) for r in groups[baseline]])
+        base_vals = [r.get(key) for r in groups[baseline]]
+        b_mean, b_std = mean_std(base_vals)
         if b_mean is None:
             continue
-        cells = []
+        decimals = 3 if key in ("nll", "ts_nll_after") else 2
+        companion = COMPANIONS.get(key)
+        cells, better, worse, level, single = [], [], [], [], []
         for m in methods:
-            mu, sd = mean_std([r.get(key) for r in groups[m]])
-            if mu is None:
+            vals = [r.get(key) for r in groups[m]]
+            if all(v is None for v in vals):
                 cells.append("-")
                 continue
-            diff = mu - b_mean
-            better = diff > 0 if higher else diff < 0
-            spread = math.hypot(b_std or 0.0, sd or 0.0)
-            seeds = sd is not None and b_std is not None  # a spread on both sides
-            mark = "+" if better and seeds and abs(diff) > spread else "(+)" if better else "-"
-            cells.append(f"{diff:+.2f} {mark}")
-        lines.append(f"| {claim} | {key} | {b_mean:.2f} | " + " | ".join(cells) + " |")
-    return (
-        f"Difference to `{baseline}` (mean over seeds): + better by more than the combined seed spread, "
-        "(+) better within it or from a single run, - worse.\n\n" + "\n".join(lines) + "\n"
-    )
+            c = compare(base_vals, vals, higher)
+            cell = _cell(c, decimals)
+            if companion:
+                floor, _ = mean_std([r.get(companion[0]) for r in groups[m]])
+                cell += f"; floor {floor:.2f}" if floor is not None else ""
+            cells.append(cell)
+            (better if c["mark"] == "+" else worse if c["mark"] == "-" else single if c["p"] is None else level).append(m)
+        kinds = (("better", better), ("worse", worse), ("not separable", level), ("under 2 runs a side, untested", single))
+        verdict = "; ".join(f"{name}: {', '.join(ms)}" for name, ms in kinds if ms)
+        base = f"{b_mean:.{decimals}f}" + (f" ± {b_std:.{decimals}f}" if b_std is not None else "")
+        base += f" (n={len(groups[baseline])})"
+        if companion:
+            floor, _ = mean_std([r.get(companion[0]) for r in groups[baseline]])
+            base += f"; floor {floor:.2f}" if floor is not None else ""
+        lines.append(f"| {claim} | {key} | {base} | " + " | ".join(cells) + f" | {verdict} |")
+    notes = [
+        f"Each cell: mean of the method minus mean of `{baseline}` over seeds, [95 % Welch interval of the difference]; "
+        f"**+** / **-**: significantly better / worse by Welch's two-sided t-test on the per-seed values at α = {ALPHA} "
+        "(the same rule in both directions); no mark: not separable from seed noise. With fewer than 2 runs on either "
+        "side no spread can be estimated: the difference is shown with its n and not tested. With 3 seeds a side the "
+        "test has about 2-4 degrees of freedom: only large, consistent differences are marked."
+    ]
+    for key, (companion, what) in COMPANIONS.items():
+        if any(r.get(companion) is not None for r in rows):
+            notes.append(
+                f"`{key}`: 'floor' is the {what} (`{companion}`), the mean over the method's runs; "
+                "an ECE at or below it cannot be told from perfect calibration."
+            )
+    return "\n\n".join(notes) + "\n\n" + "\n".join(lines) + "\n"
+
+
+def curves_markdown(rows: list[dict]) -> str:
+    """Markdown tables of the mean occlusion curves per method (the CutMix paper's Figure 4 as numbers);
+    empty without occlusion results."""
+    groups = group(rows)
+    out = []
+    modes = (("hole", "centre hole of this size zeroed"), ("border", "everything outside a centred square of this size zeroed"))
+    for mode, what in modes:
+        have = {m: [r["curves"][mode] for r in g if mode in r.get("curves", {})] for m, g in groups.items()}
+        have = {m: c for m, c in have.items() if c}
+        if not have:
+            continue
+        sizes = sorted(next(iter(have.values()))[0], key=float)
+        out += [f"Occlusion curve, {mode} ({what}; sizes on the 224 scale; top-1 %, mean over runs):", ""]
+        out += ["| method | " + " | ".join(sizes) + " |", "|" + "---|" * (len(sizes) + 1)]
+        for m, curves in have.items():
+            out.append(f"| {m} | " + " | ".join(f"{statistics.fmean(c[s] for c in curves if s in c):.1f}" for s in sizes) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def _mean_curve(curves: list[dict]) -> tuple[list[float], list[float]]:
@@ -407,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--claims-png", default=None, help="write reliability/occlusion/attack curves to this PNG")
     p.add_argument("--cams-png", default=None, help="write a grid of each method's CAM examples to this PNG")
     p.add_argument("--verdicts-md", default=None, help="write the claim-by-claim comparison with --baseline here")
+    p.add_argument("--curves-md", default=None, help="write the occlusion curves (mean per method and size) here")
     p.add_argument("--baseline", default="none", help="the method the verdicts compare with (default none)")
     p.add_argument("--adv-eps", default="2/255", help="epsilon of the FGSM/PGD columns (nearest evaluated; default 2/255)")
     args = p.parse_args(argv)
@@ -431,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         claims_chart(rows, args.claims_png, args.title)
     if args.verdicts_md:
         Path(args.verdicts_md).write_text(verdicts(rows, args.baseline) or f"no runs of the baseline {args.baseline!r}\n")
+    if args.curves_md:
+        Path(args.curves_md).write_text(curves_markdown(rows))
     if args.cams_png and cams_grid(rows, args.cams_png) is None:
         print("no CAM examples found (scripts/evaluate.py --localization)", file=sys.stderr)
     return 0

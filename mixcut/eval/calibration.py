@@ -10,6 +10,14 @@ the split's fixed order calibrate and the others are evaluated, so both halves
 are class-balanced and the same on every run. Wang et al. (CVPR 2023, "On the
 pitfall of mixup for uncertainty calibration") report that mixup models gain
 less from temperature scaling than ERM models: compare ``after`` across models.
+
+ECE's sampling floor (`ece_floor`): binned ECE is biased upwards on a finite
+set, since |accuracy - confidence| in a bin is positive even when the model is
+perfectly calibrated. The floor is the ECE that a perfectly calibrated model
+with the same confidences would score on the same number of images: labels
+drawn as Bernoulli(confidence) (the model's own confidences after scaling),
+ECE computed with the same 15 bins, averaged over draws. An ECE after scaling
+at or below the floor is indistinguishable from perfect calibration.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .metrics import ClassificationMeter
+from .metrics import ClassificationMeter, calibration_bins
 
 
 @torch.no_grad()
@@ -71,6 +79,20 @@ def scaled_metrics(logits: Tensor, labels: Tensor, temperature: float = 1.0) -> 
     return meter.compute(), meter.reliability()
 
 
+def ece_floor(confidence: Tensor, n_bins: int = 15, draws: int = 1000, seed: int = 0) -> dict:
+    """ECE (%) of a perfectly calibrated model with these ``confidence`` values on as many images:
+    ``{"mean": ..., "p95": ..., "draws": ...}`` over ``draws`` simulated label sets
+    (correct ~ Bernoulli(confidence)), binned exactly as `ClassificationMeter`'s ECE."""
+    conf = confidence.detach().double().cpu()
+    gen = torch.Generator().manual_seed(seed)
+    correct = (torch.rand((draws, conf.numel()), generator=gen, dtype=torch.float64) < conf).double()
+    idx = (torch.ceil(conf * n_bins).long() - 1).clamp(0, n_bins - 1)
+    conf_sum = calibration_bins(conf, torch.zeros_like(conf), n_bins)[1]  # the same in every draw
+    acc_sum = torch.zeros(draws, n_bins, dtype=torch.float64).index_add_(1, idx, correct)
+    ece = (conf_sum - acc_sum).abs().sum(1) / max(conf.numel(), 1) * 100.0
+    return {"mean": float(ece.mean()), "p95": float(ece.quantile(0.95)), "draws": draws, "n": conf.numel()}
+
+
 def temperature_scaling(logits: Tensor, labels: Tensor, calib: Tensor | None = None) -> dict:
     """Fit T on ``logits[calib]`` and report metrics on ``logits[~calib]`` before and after.
 
@@ -82,6 +104,7 @@ def temperature_scaling(logits: Tensor, labels: Tensor, calib: Tensor | None = N
     t = fit_temperature(logits[calib], labels[calib])
     before, rel_before = scaled_metrics(logits[~calib], labels[~calib])
     after, rel_after = scaled_metrics(logits[~calib], labels[~calib], t)
+    confidence_after = torch.softmax(logits[~calib].double() / t, dim=1).amax(1)
     return {
         "temperature": t,
         "calibration_n": int(calib.sum()),
@@ -90,6 +113,7 @@ def temperature_scaling(logits: Tensor, labels: Tensor, calib: Tensor | None = N
         "after": after,
         "reliability_before": rel_before,
         "reliability_after": rel_after,
+        "ece_floor_after": ece_floor(confidence_after),
         "protocol": "temperature scaling (Guo et al. 2017): T fit by L-BFGS (NLL) on every other image of each "
         "class of the validation split; metrics on the other half",
     }

@@ -79,7 +79,9 @@ def claims_evaluations(model, cfg, data, source, device, amp_dtype, opts: EvalOp
 
     if opts.localization:
         from ..data.folder import FileSplit
-        from .localization import BOX_READERS, boxes_for_split, localization_accuracy, plot_examples
+        from .box_files import BOX_READERS, boxes_for_split
+        from .localization import localization_accuracy
+        from .localization_plot import plot_examples
 
         t = time.time()
         if not isinstance(source.val, FileSplit):

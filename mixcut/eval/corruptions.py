@@ -11,7 +11,7 @@ images). The operations are re-implemented for whole batches on any device:
   contrast, brightness                                      per-image contrast; HSV value shift
   fog                                                       haze of 1/f^p noise (p = log2 of the plasma fractal's
                                                             decay, the same spectrum as their diamond-square map)
-  pixelate, jpeg_compression                                box down- and up-sampling; JPEG via torchvision.io
+  pixelate, jpeg_compression                                PIL BOX down- and up-sampling; JPEG via torchvision.io
 
 Not included: glass, motion and zoom blur, snow, frost, spatter, elastic
 transform and saturate, so a mean over these corruptions is not the 15-corruption
@@ -21,6 +21,12 @@ CIFAR-10-C mean and should only be compared with itself.
 images in [0, 1], shape (B, C, H, W), and returns the same shape, dtype and
 range. Randomness comes from the ``generator`` argument, so a fixed seed gives
 the same corrupted set every time.
+
+Quantisation, as in the published CIFAR-10-C arrays: every corrupted image is
+brought back to 8 bits (``quantize``). The reference stores ``np.uint8(f(x))``
+where ``f`` returns floats in 0..255, and numpy's cast truncates, so the
+grey level is ``floor(255 * value)``; pixelate and JPEG already return 8-bit
+images there (PIL) and here.
 """
 
 from __future__ import annotations
@@ -151,10 +157,65 @@ def fog(x: Tensor, c: tuple[float, float], generator=None) -> Tensor:
     return fogged * top / (top + strength)
 
 
+# PIL's 8-bit resampling keeps coefficients and sums as integers scaled by 2^22 (Pillow's PRECISION_BITS)
+_PIL_PRECISION_BITS = 22
+
+
+def pil_box_weights(in_size: int, out_size: int) -> Tensor:
+    """(out_size, in_size) float64 resampling matrix of PIL's ``Image.BOX`` filter along one axis.
+
+    As Pillow's ``precompute_coeffs``: output pixel ``i`` is centred at ``(i + 0.5) * scale`` input
+    pixels (``scale = in / out``); the filter's support is ``0.5 * max(scale, 1)``; input pixel ``j``
+    in the rounded support window gets weight 1 when ``(j + 0.5 - centre) / max(scale, 1)`` lies in
+    ``(-0.5, 0.5]`` and 0 otherwise, and the weights of each output pixel are normalised to sum 1.
+    (So PIL's BOX averages whole pixels whose centres fall in the box; it is not area weighting,
+    which is what ``F.interpolate(mode="area")`` does.)"""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    weights = torch.zeros(out_size, in_size, dtype=torch.float64)
+    for i in range(out_size):
+        centre = (i + 0.5) * scale
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), in_size)
+        for j in range(lo, hi):
+            t = (j - centre + 0.5) / filterscale
+            weights[i, j] = 1.0 if -0.5 < t <= 0.5 else 0.0
+        total = weights[i].sum()
+        if total > 0:
+            weights[i] /= total
+    return weights
+
+
+def _pil_pass(u8: Tensor, weights: Tensor, dim: int) -> Tensor:
+    """One 8-bit PIL resampling pass of integer-valued ``u8`` along ``dim`` (-1 rows, -2 columns):
+    coefficients rounded to multiples of 2^-22, a rounded fixed-point sum, clipped to 0..255."""
+    one = 1 << _PIL_PRECISION_BITS
+    k = torch.floor(weights * one + 0.5).to(device=u8.device)  # Pillow: (int)(0.5 + w * 2^22) for w >= 0
+    # float64 holds these integer products and sums exactly (< 2^31)
+    x = u8.double()
+    s = torch.matmul(x, k.t()) if dim == -1 else torch.matmul(k, x)
+    return torch.floor((s + one // 2) / one).clamp(0, 255)
+
+
+def pil_box_resize(u8: Tensor, size: tuple[int, int]) -> Tensor:
+    """Integer-valued images (..., H, W) resized like PIL's ``resize(size, Image.BOX)`` on an 8-bit
+    image: the horizontal pass first, rounded to 8 bits, then the vertical pass (Pillow's order)."""
+    h, w = u8.shape[-2:]
+    out = u8.double()
+    if size[1] != w:
+        out = _pil_pass(out, pil_box_weights(w, size[1]), -1)
+    if size[0] != h:
+        out = _pil_pass(out, pil_box_weights(h, size[0]), -2)
+    return out
+
+
 def pixelate(x: Tensor, c: float, generator=None) -> Tensor:
+    """make_cifar_c's pixelate: PIL BOX down to ``int(side * c)``, then PIL BOX back up, on 8-bit pixels."""
     h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(max(1, int(h * c)), max(1, int(w * c))), mode="area")  # PIL's BOX filter
-    return F.interpolate(small, size=(h, w), mode="area")
+    u8 = torch.round(x.double() * 255.0)  # the 8-bit image PIL is given (inputs here are 8-bit images / 255)
+    small = pil_box_resize(u8, (max(1, int(h * c)), max(1, int(w * c))))
+    return (pil_box_resize(small, (h, w)) / 255.0).to(x.dtype)
 
 
 def jpeg_compression(x: Tensor, quality: int, generator=None) -> Tensor:
@@ -187,7 +248,7 @@ def corrupt(images: Tensor, name: str, severity: int, generator: torch.Generator
     """``images`` (B, C, H, W) under corruption ``name`` at ``severity`` 1..5.
 
     uint8 images (0..255) come back as uint8; floating images are read and
-    returned in [0, 1] with their dtype. Out of place.
+    returned in [0, 1] with their dtype, on the 8-bit grid (``quantize``). Out of place.
     """
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; choose from: {', '.join(CORRUPTIONS)}.")
@@ -196,10 +257,17 @@ def corrupt(images: Tensor, name: str, severity: int, generator: torch.Generator
     if images.dim() != 4:
         raise ValueError(f"corrupt expects a (B, C, H, W) batch; got shape {tuple(images.shape)}.")
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    out = CORRUPTIONS[name](x, PARAMS[name][severity - 1], generator=generator).clamp(0.0, 1.0)
+    levels = quantize(CORRUPTIONS[name](x, PARAMS[name][severity - 1], generator=generator))
     if images.dtype == torch.uint8:
-        return (out * 255.0).round().to(torch.uint8)
-    return out.to(images.dtype)
+        return levels.to(torch.uint8)
+    return (levels / 255.0).to(images.dtype)
+
+
+def quantize(x: Tensor) -> Tensor:
+    """Grey levels 0..255 (float) of corrupted images in [0, 1], as CIFAR-10-C stores them:
+    clipped, then ``np.uint8(255 * x)``, which truncates. The 1e-4 keeps a level that float32
+    arithmetic lands a hair below an integer (e.g. 254.99998 for 255) on that integer."""
+    return torch.floor(x.clamp(0.0, 1.0) * 255.0 + 1e-4).clamp(0.0, 255.0)
 
 
 def corrupt_normalized(

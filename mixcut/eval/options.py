@@ -65,7 +65,7 @@ class EvalOptions:
 
     def check(self) -> None:
         """Raise `ConfigError` naming the first option outside its range."""
-        from .localization import BOX_READERS
+        from .box_files import BOX_READERS
 
         unknown = [n for n in self.corruption_names or () if n not in CORRUPTIONS]
         if unknown:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from mixcut.eval.adversarial import adversarial_accuracy, fgsm, pgd
-from mixcut.eval.occlusion import occlude, occlusion_curve, square_mask
+from mixcut.eval.occlusion import curve_summary, informative_sizes, occlude, occlusion_curve, square_mask
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -82,3 +82,16 @@ def test_occlude_masks():
     hole, border = occlude(x, 4, "hole", 0.0), occlude(x, 4, "border", 0.0)
     assert hole.sum() == 2 * (64 - 16) and border.sum() == 2 * 16
     assert torch.equal(occlude(x, 0, "hole", 0.0), x)
+
+
+def test_occlusion_summary_excludes_the_clean_and_the_all_black_sizes(trained):
+    model, batches, clean = trained
+    r = occlusion_curve(model, batches, MEAN, STD, sizes=[0, 32, 112, 192, 224])
+    assert r["informative_sizes"] == [32, 112, 192]
+    for mode in ("hole", "border"):
+        assert r["summary"][mode] == pytest.approx(sum(r[mode][s] for s in ("32", "112", "192")) / 3)
+    # made-up curves: the trivial ends (clean 90, black 10) do not move the summary
+    curve = {"0": 90.0, "32": 60.0, "64": 40.0, "224": 10.0}
+    assert curve_summary(curve) == pytest.approx(50.0)
+    assert informative_sizes([0, 16, 32, 224], image_size=4) == [32]  # 16 on the 224 scale is 0 px of a 4-px image
+

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from mixcut.eval.calibration import calibration_mask, fit_temperature, temperature_scaling
+from mixcut.eval.calibration import calibration_mask, ece_floor, fit_temperature, temperature_scaling
 
 
 def synthetic(t_true: float, n: int = 20000, k: int = 10, seed: int = 0):
@@ -37,3 +39,23 @@ def test_calibration_mask_is_balanced_half_per_class():
     for c in range(3):
         members = (labels == c).nonzero().flatten()
         assert mask[members].tolist() == [True, False, True, False]  # every other one, in split order
+
+
+def test_ece_floor_matches_the_binomial_mean_absolute_deviation():
+    """All confidences 0.5 fall in one bin: the floor is E|Binomial(n, 1/2) - n/2| / n = sqrt(1/(2 pi n)) (large n)."""
+    for n in (1500, 6000):
+        floor = ece_floor(torch.full((n,), 0.5), draws=2000)
+        expected = 100 * math.sqrt(1 / (2 * math.pi * n))
+        assert abs(floor["mean"] - expected) < 0.05 * expected, (n, floor, expected)
+        assert floor["p95"] > floor["mean"] and floor["n"] == n
+
+
+def test_ece_floor_is_reported_after_scaling_and_is_what_a_calibrated_model_scores():
+    """Labels drawn from the model's own confidences: its measured ECE after scaling sits near the floor."""
+    gen = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(3000, 10, generator=gen)
+    labels = torch.multinomial(torch.softmax(logits, 1), 1, generator=gen).flatten()  # calibrated by construction
+    ts = temperature_scaling(logits, labels)
+    floor = ts["ece_floor_after"]
+    assert floor["n"] == ts["eval_n"] and 0.5 < floor["mean"] < 5
+    assert ts["after"]["ece"] < floor["p95"] * 1.5

@@ -7,7 +7,8 @@ import torch
 
 from mixcut.eval.adversarial import adversarial_accuracy
 from mixcut.eval.calibration import temperature_scaling
-from mixcut.eval.localization import connected_components, localize
+from mixcut.eval.cam import connected_components
+from mixcut.eval.localization import localize
 from mixcut.eval.occlusion import occlusion_curve
 from mixcut.eval.ood import auroc, logits_of, noise_images
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from mixcut.eval.corruptions import CORRUPTIONS, PARAMS, SEVERITIES, corrupt, corrupt_normalized, disk_kernel
+from mixcut.eval.corruptions import (
+    CORRUPTIONS,
+    PARAMS,
+    SEVERITIES,
+    corrupt,
+    corrupt_normalized,
+    disk_kernel,
+    pil_box_weights,
+    quantize,
+)
 
 REQUIRED = (
     "gaussian_noise",
@@ -78,13 +90,13 @@ def test_out_of_place_and_deterministic_ops_are_exact():
     y = corrupt(x, "contrast", 2)
     assert torch.equal(x, before)
     mean = x.mean(dim=(-2, -1), keepdim=True)
-    torch.testing.assert_close(y, ((x - mean) * 0.5 + mean).clamp(0, 1))
+    torch.testing.assert_close(y, quantize((x - mean) * 0.5 + mean) / 255)
     # brightness keeps hue and saturation: channel ratios are unchanged where nothing saturates
-    dim = x * 0.5
+    dim = (x * 0.5 * 255).round() / 255
     bright = corrupt(dim, "brightness", 1)
     v, vb = dim.amax(1, keepdim=True), bright.amax(1, keepdim=True)
-    torch.testing.assert_close(vb, v + 0.05)
-    torch.testing.assert_close(bright / vb, dim / v)
+    torch.testing.assert_close(vb, v + 0.05, atol=1 / 255, rtol=0)
+    torch.testing.assert_close(bright, quantize(dim * (v + 0.05) / v) / 255)
 
 
 def test_disk_kernel_is_a_normalized_disk():
@@ -98,7 +110,7 @@ def test_disk_kernel_is_a_normalized_disk():
 
 def test_normalized_round_trip():
     mean, std = torch.tensor([0.49, 0.48, 0.45]), torch.tensor([0.25, 0.24, 0.26])
-    x = smooth_images(2)
+    x = (smooth_images(2) * 255).round() / 255  # 8-bit images, as the evaluator's batches are
     xn = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
     yn = corrupt_normalized(xn, mean, std, "pixelate", 3)
     y = yn * std.view(1, -1, 1, 1) + mean.view(1, -1, 1, 1)
@@ -125,3 +137,88 @@ def test_on_cuda_matches_shape_dtype_and_is_reproducible(name):
     assert torch.equal(a, b)
     if name not in ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "fog"):  # no randomness: CPU == CUDA
         assert (a.cpu().int() - corrupt(x.cpu(), name, 3).int()).abs().max() <= 1
+
+
+# ------------------------------------------------------------------ pixelate against PIL (make_cifar_c.py)
+def _pil_pixelate(images: torch.Tensor, c: float) -> torch.Tensor:
+    """The reference: each (3, H, W) uint8 image through PIL BOX down to int(side * c), then BOX back up."""
+    from PIL import Image
+
+    out = []
+    for img in images:
+        h, w = img.shape[-2:]
+        im = Image.fromarray(img.permute(1, 2, 0).numpy())
+        im = im.resize((int(w * c), int(h * c)), Image.BOX).resize((w, h), Image.BOX)
+        out.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+    return torch.stack(out)
+
+
+def _cifar_jpegs(n: int) -> torch.Tensor | None:
+    """``n`` real CIFAR-10 images (uint8, (N, 3, 32, 32)) from the shared JPEG folder, or None if absent."""
+    from PIL import Image
+
+    for root in (Path("/work/shared/data/cifar10-jpeg/train"), Path(__file__).parents[3] / "shared/data/cifar10-jpeg/train"):
+        if root.is_dir():
+            files = sorted(root.glob("*/*.jpg"))
+            files = files[:: max(1, len(files) // n)][:n]  # spread over every class
+            if files:
+                imgs = [torch.from_numpy(np.asarray(Image.open(f).convert("RGB")).copy()).permute(2, 0, 1) for f in files]
+                return torch.stack(imgs)
+    return None
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_pixelate_matches_pil_box_on_generated_images(severity):
+    """Noise (the hardest case: every pixel differs from its neighbours) and smooth images, 32 px and an
+    odd non-square size: within one grey level of PIL's BOX filter at every severity (in fact equal)."""
+    gen = torch.Generator().manual_seed(severity)
+    noise = torch.randint(0, 256, (8, 3, 32, 32), generator=gen, dtype=torch.uint8)
+    smooth = (smooth_images(4) * 255).round().to(torch.uint8)
+    odd = torch.randint(0, 256, (3, 3, 27, 41), generator=gen, dtype=torch.uint8)
+    for x in (noise, smooth, odd):
+        ours = corrupt(x, "pixelate", severity)
+        ref = _pil_pixelate(x, PARAMS["pixelate"][severity - 1])
+        assert (ours.int() - ref.int()).abs().max() <= 1
+        assert (ours != ref).float().mean() < 0.01  # the fixed-point emulation agrees nearly everywhere
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_pixelate_matches_pil_box_on_real_cifar_images(severity):
+    x = _cifar_jpegs(200)
+    if x is None:
+        pytest.skip("no CIFAR-10 JPEG folder (/work/shared/data/cifar10-jpeg/train)")
+    ref = _pil_pixelate(x, PARAMS["pixelate"][severity - 1])
+    ours = corrupt(x, "pixelate", severity)
+    assert (ours.int() - ref.int()).abs().max() <= 1
+    # through the evaluator's float path (normalised batches) too
+    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.2470, 0.2435, 0.2616])
+    xn = (x.float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    back = corrupt_normalized(xn, mean, std, "pixelate", severity) * std.view(1, -1, 1, 1) + mean.view(1, -1, 1, 1)
+    assert ((back * 255).round().int() - ref.int()).abs().max() <= 1
+
+
+def test_pil_box_weights_are_pils_coefficients():
+    """32 -> 30: whole pixels averaged where their centres fall in the box (weights 1 or 1/2 here), not area
+    weights; 30 -> 32 (upsampling): nearest neighbour."""
+    down = pil_box_weights(32, 30)
+    torch.testing.assert_close(down.sum(1), torch.ones(30, dtype=torch.float64))
+    assert set(down.unique().tolist()) <= {0.0, 0.5, 1.0}
+    up = pil_box_weights(30, 32)
+    assert set(up.unique().tolist()) == {0.0, 1.0} and (up.sum(1) == 1).all()
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_corrupted_images_are_quantised_like_cifar10c(name):
+    """Every corruption returns 8-bit images, truncated as ``np.uint8(255 * x)`` does (float and uint8 paths)."""
+    x = smooth_images(2)
+    y = corrupt(x, name, 3, torch.Generator().manual_seed(0))
+    levels = y.double() * 255
+    assert (levels - levels.round()).abs().max() < 1e-3
+    u8 = corrupt((x * 255).round().to(torch.uint8), name, 3, torch.Generator().manual_seed(0))
+    assert u8.dtype == torch.uint8
+
+
+def test_quantize_truncates_as_numpy_uint8():
+    x = torch.tensor([0.0, 0.5 / 255, 1.9999 / 255, 254.6 / 255, 1.0, 1.3, -0.2])
+    assert quantize(x).tolist() == [0.0, 0.0, 1.0, 254.0, 255.0, 255.0, 0.0]
+    assert quantize(torch.arange(256) / 255.0).tolist() == list(map(float, range(256)))  # 8-bit input is kept

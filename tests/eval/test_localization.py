@@ -9,17 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixcut.data.canvas import make_canvases, paste, resize_objects, scrambled_backgrounds
-from mixcut.eval.localization import (
-    box_iou,
-    connected_components,
-    eval_geometry,
-    largest_component_boxes,
-    localize,
-    maps_for,
-    read_box_file,
-    read_cub,
-    read_imagenet_xml,
-)
+from mixcut.eval.box_files import eval_geometry, read_box_file, read_cub, read_imagenet_xml
+from mixcut.eval.cam import connected_components, largest_component_boxes, maps_for
+from mixcut.eval.localization import box_iou, localize
 
 
 class QuadrantNet(nn.Module):
@@ -155,3 +147,16 @@ def test_canvas_backgrounds_never_use_the_objects_class():
     for img, c in zip(bg, avoid.tolist()):
         assert not (img == c * 50 + 10).any()
     assert torch.equal(paste(torch.zeros(0, 3, 8, 8, dtype=torch.uint8), bg[:0], torch.zeros(0, 4).long()), bg[:0])
+
+
+def test_gt_known_sweep_finds_the_threshold_that_fits_a_blurry_map():
+    """A blurry map of a 6x6 object on 24x24: thresholded at 0.2 its box is far too large (IoU < 0.5);
+    some threshold of the sweep fits it, so MaxBoxAcc sees the map is right where the fixed 0.2 does not."""
+    from mixcut.eval.localization import SWEEP, gt_known_hits
+
+    t = torch.arange(24.0)
+    blob = torch.exp(-((t.view(-1, 1) - 11.5) ** 2 + (t.view(1, -1) - 11.5) ** 2) / (2 * 4.0**2))
+    gt = torch.tensor([[[9.0, 9.0, 15.0, 15.0]]])
+    hits = gt_known_hits(blob[None], (24, 24), gt)
+    assert hits.shape == (len(SWEEP),)
+    assert hits[SWEEP.index(0.2)] == 0 and hits.max() == 1

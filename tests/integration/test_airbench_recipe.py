@@ -124,3 +124,29 @@ def test_airbench_split_writes_mixcuts_pixels_in_the_peers_format(tmp_path):
     theirs = train["images"].flatten(1)
     assert not torch.equal(theirs, ours)  # shuffled, as CIFAR's files are ...
     assert sorted(map(tuple, theirs.tolist())) == sorted(map(tuple, ours.tolist()))  # ... the same images
+
+
+@pytest.mark.slow
+def test_measurement_script_runs_end_to_end_and_resumes(tmp_path):
+    """scripts/reproduce/cifar10_airbench.sh on a tiny folder (mixcut side, no peer): data preparation, one run,
+    the table; a rerun trains nothing."""
+    import os
+    import subprocess
+
+    from _trainer_utils import REPO, make_image_folder
+
+    root = make_image_folder(tmp_path / "data", classes=3, per_class=12, size=32)
+    tiny = "data.val_fraction=0.25 trainer.batch_size=8 trainer.epochs=1 +model.kwargs.widths=[8,16,16] trainer.device=cpu"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", WANDB_MODE="disabled", SEEDS="0", EXTRA=tiny, THREADS="1")
+    env.pop("PEER", None)
+    cmd = ["bash", str(REPO / "scripts" / "reproduce" / "cifar10_airbench.sh"), str(root), str(tmp_path / "out")]
+    first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "mixcut" / "none" / "seed0" / "summary.json").read_text())
+    assert "tta_top1" in summary and "time_to_top1" in summary
+    assert (tmp_path / "out" / "results.md").is_file()
+    stamp = tmp_path / "out" / "mixcut" / "none" / "seed0" / "process_s.txt"
+    before = stamp.stat().st_mtime_ns
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert stamp.stat().st_mtime_ns == before  # the finished run was not trained again

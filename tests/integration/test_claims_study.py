@@ -1,8 +1,10 @@
 """scripts/reproduce/cifar10_claims.sh end to end on a tiny generated folder: every run is trained
-and evaluated, the tables are written, and a rerun skips what is finished."""
+and evaluated (an open-set run on two of the three classes among them), the tables are written,
+and a rerun skips what is finished."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +30,8 @@ def _study(src, out, **env):
         METHODS="",
         ALPHAS="",
         CANVAS_METHODS="",
+        OPENSET_METHODS="none",
+        OPENSET_KNOWN="class_0 class_1",
         CORRUPTIONS="0",
         EVAL_BATCH="12",
         ADV_EVERY="1",
@@ -48,8 +52,14 @@ def test_study_script_trains_evaluates_and_tabulates_then_resumes(tmp_path):
         assert (out / "runs" / run / "checkpoints/last.pt").is_file()
         assert (out / "runs" / run / "eval/last.json").is_file()  # the claims evaluation
         assert (out / "runs" / run / "eval_train/last.json").is_file()  # the train-val gap
+    # the open set: trained on two classes, the third class's images scored as OOD
+    assert sorted(p.name for p in (out / "data/open_known/train").iterdir()) == ["class_0", "class_1"]
+    assert [p.name for p in (out / "data/open_heldout/val").iterdir()] == ["class_2"]
+    ood = json.loads((out / "runs/open_none-s0/eval/last.json").read_text())["ood"]
+    assert ood["natural_sets"] == ["folder:val"] and ood["sets"]["folder:val"]["n"] == 4
     results = (out / "results.md").read_text()
     assert "none" in results and "cutmix" in results and "gap" in results.lower()
+    assert "Open-set detection" in results and "open-set AUROC MSP" in results and "Welch" in results
     assert "Localization on the canvas set" not in results  # no canvas runs were asked for
     assert not (out / "data/canvas").exists()
     # a rerun finds every run finished: nothing is trained or evaluated again

@@ -36,6 +36,8 @@ SMOKE_TESTS = {
     "dev/bf16_cpu_nan.py": "tests/scripts/test_scripts.py",
     "dev/fingerprint.sh": "tests/scripts/test_scripts.py",  # syntax only: its fixed runs take minutes
     "dev/min_versions.py": "tests/scripts/test_scripts.py",
+    "reproduce/airbench_split.py": "tests/integration/test_airbench_recipe.py",
+    "reproduce/cifar10_airbench.sh": "tests/integration/test_airbench_recipe.py",
     "reproduce/cifar10_claims.sh": "tests/integration/test_claims_study.py",
     "reproduce/cifar10_mixers.sh": "tests/scripts/test_scripts.py",
     "slurm/train.sbatch": "tests/scripts/test_scripts.py",
