@@ -190,7 +190,8 @@ def train_one_epoch(
             with parts.autocast():
                 with parts.mixer.model_context(model):
                     logits = model(x)
-                target, aux_loss = parts.mixer.after_forward(model, logits, target)  # TransMix, RecursiveMix
+                after = getattr(parts.mixer, "after_forward", None)  # TransMix, RecursiveMix (a duck-typed mixer may lack it)
+                target, aux_loss = (target, None) if after is None else after(model, logits, target)
             loss = parts.loss_fn(logits, target)
             loss = faults.corrupt_loss(loss if aux_loss is None else loss + aux_loss)
             scaled = loss / accum
