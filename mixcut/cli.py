@@ -116,7 +116,9 @@ def brace_pattern_hint(overrides: list[str]) -> str | None:
             return f"{key}={value}: Hydra reads the braces as its own syntax; type {quoted(key, value)}"
         values.setdefault(key, []).append(value)
     for key, vals in values.items():
-        if len(vals) < 2:
+        # two values of another key are usually a later override of an earlier one (a script's default, then
+        # the user's: data.val_fraction=0.1 ... data.val_fraction=0.2), not an expanded range
+        if len(vals) < 2 or (len(vals) < 3 and not key.endswith("shards")):
             continue
         prefix = os.path.commonprefix(vals)
         suffix = os.path.commonprefix([v[::-1] for v in vals])[::-1]

@@ -47,8 +47,17 @@ def export(out_dir: Path, overrides: list[str]) -> dict[str, int]:
     return counts
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out_dir", type=Path, help="where train.pt and test.pt are written")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides of experiment=cifar10_airbench94 (e.g. data.root=...)")
+    args = p.parse_args(argv)
+    n = export(args.out_dir, args.overrides)
+    print(f"wrote {args.out_dir}/train.pt ({n['train']} images) and test.pt ({n['test']} images)")
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__)
-    n = export(Path(sys.argv[1]), sys.argv[2:])
-    print(f"wrote {sys.argv[1]}/train.pt ({n['train']} images) and test.pt ({n['test']} images)")
+    raise SystemExit(main())

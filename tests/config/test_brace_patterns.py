@@ -49,6 +49,8 @@ def test_the_quoted_forms_pass():
     [
         ["trainer.epochs=10", "trainer.epochs=20"],  # a later override of an earlier one
         ["trainer.epochs=1", "trainer.epochs=2"],  # no path around the numbers
+        ["data.val_fraction=0.1", "data.val_fraction=0.2"],  # a script's default, then the user's (cifar10_mixers.sh)
+        ["data.root=/d/run1", "data.root=/d/run2"],  # two consecutive names: an override, not an expanded range
         ["data.root=/d/run1", "data.root=/d/run3"],  # not consecutive
         ["hydra.run.dir=${oc.env:HOME}/x"],  # an interpolation, not a shard range
         ["+model.kwargs={drop_rate:0.1,drop_path_rate:0.1}"],  # a Hydra dict
