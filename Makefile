@@ -19,8 +19,10 @@ train: $(STAMP)
 
 # --durations: the slowest tests are listed with every run, so the budget (make test <= 8 min, test-fast <= 2 min
 # on 2 cores) stays visible.
+# -n 2: two pytest-xdist workers, one torch thread each (most of the suite is process launches and small
+# CPU steps; two single-threaded workers keep both cores busy without oversubscribing them).
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -n $${PYTEST_WORKERS:-2} --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" --durations=10 $(PYTEST_ARGS)
