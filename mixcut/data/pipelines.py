@@ -188,6 +188,18 @@ def check_device_room(nbytes: int, device: torch.device, name: str) -> None:
         )
 
 
+def deliver_batches(stream, batches, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """A host stream's ``(batch, images, labels)`` (short batches filled, unreadable ones None) as
+    device batches: moved, augmented on the device when the stream says so, normalised."""
+    for b, x, y in stream.filler.fill(batches) if stream.filler is not None else batches:
+        if x is None:
+            continue
+        x = x.to(stream.device, non_blocking=True)
+        if stream.batch_augment is not None:
+            x = stream.batch_augment(x, epoch, b)
+        yield stream.finish(x, epoch, b), y.to(stream.device, non_blocking=True)
+
+
 class DeviceBatches(BatchStream):
     """Batches from a uint8 tensor held on the device, augmented on the device."""
 
@@ -378,13 +390,7 @@ class LoaderBatches(BatchStream):
         self.sampler.items = list(zip(idx[first:stop].tolist(), seeds.tolist()))
         self._epoch_bad = 0
         batches = self._counted(enumerate(loader_batches(self.loader), start=start))
-        for b, x, y in self.filler.fill(batches) if self.filler is not None else batches:
-            if x is None:
-                continue
-            x = x.to(self.device, non_blocking=True)
-            if self.batch_augment is not None:
-                x = self.batch_augment(x, epoch, b)
-            yield self.finish(x, epoch, b), y.to(self.device, non_blocking=True)
+        yield from deliver_batches(self, batches, epoch)
 
     def _counted(self, batches) -> Iterator[tuple[int, Tensor | None, Tensor | None]]:
         """``(batch, images, labels)``, each unreadable image counted and named once."""

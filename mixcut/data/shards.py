@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import ConfigError, DataError
 from .folder import BadImage, load_rgb
-from .pipelines import BatchAugment, BatchStream, ShortBatchFiller, filled_note, loader_batches
+from .pipelines import BatchAugment, BatchStream, ShortBatchFiller, deliver_batches, filled_note, loader_batches
 from .sampling import (
     SALT_SAMPLE_AUGMENT,
     SALT_SHARD_ORDER,
@@ -324,13 +324,7 @@ class ShardBatches(BatchStream):
             if nxt != total:
                 raise DataError(f"the shard stream ended after batch {nxt} of {total}; the shards do not match their index.")
 
-        for b, x, y in self.filler.fill(ordered()) if self.filler is not None else ordered():
-            if x is None:
-                continue
-            x = x.to(self.device, non_blocking=True)
-            if self.batch_augment is not None:
-                x = self.batch_augment(x, epoch, b)
-            yield self.finish(x, epoch, b), y.to(self.device, non_blocking=True)
+        yield from deliver_batches(self, ordered(), epoch)
 
     def _count_bad(self, bad: list[str]) -> None:
         for name in bad:
