@@ -405,7 +405,10 @@ def time_bare(cfg, built, device, warmup: int, steps: int) -> float:
     import timm
     import torch.nn.functional as F
 
+    from mixcut.runtime.policy import resolve_amp
+
     t, o = cfg.trainer, cfg.optim
+    amp = resolve_amp(t.amp, device)  # the recipe's precision: bf16 autocast where trainer.amp resolves to it
     model = timm.create_model(cfg.model.name, num_classes=built.num_classes).to(device)
     model.load_state_dict(built.model.state_dict())
     fmt = torch.channels_last if t.channels_last else torch.contiguous_format
@@ -439,7 +442,9 @@ def time_bare(cfg, built, device, warmup: int, steps: int) -> float:
         c = torch.where(flip, 31 - cols, cols) + dx
         flat = ((rows + dy) * (32 + 2 * pad) + c).view(batch, 1, -1).expand(-1, 3, -1)
         x = x.flatten(2).gather(2, flat).view(batch, 3, 32, 32).contiguous(memory_format=fmt)
-        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=cfg.loss.label_smoothing)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), labels[idx], label_smoothing=cfg.loss.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         frac = step / total
@@ -454,6 +459,56 @@ def time_bare(cfg, built, device, warmup: int, steps: int) -> float:
                     state[k].copy_(a)
     sync(device)
     return (time.perf_counter() - start) / steps
+
+
+# Which kind of work an op is, by its name in torch.profiler (CPU op names; on CUDA the CPU side only).
+OP_KINDS = (
+    ("convolution backward", ("convolution_backward",)),
+    ("convolution forward", ("convolution", "conv2d")),
+    ("batch norm", ("batch_norm",)),
+    ("GELU", ("gelu",)),
+    ("max-pool", ("max_pool",)),
+    ("linear / matmul", ("addmm", "matmul", "mm", "linear")),
+    ("dtype casts and copies", ("_to_copy", "copy_", "contiguous", "clone")),
+    ("optimizer, averaging", ("_foreach", "sgd", "lerp", "add_", "mul_")),
+)
+
+
+def op_kind(name: str) -> str:
+    low = name.lower()
+    for kind, keys in OP_KINDS:
+        if any(k in low for k in keys):
+            return kind
+    return "everything else"
+
+
+def profile_mixcut(built, device, steps: int) -> tuple[dict[str, float], float]:
+    """Where a step's time goes: torch.profiler self CPU time per kind of work (ms per step) over
+    ``steps`` steps of mixcut's engine, and the wall time per step of the profiled run."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from mixcut.engine import TrainState, train_one_epoch
+
+    stream = built.data.train
+    stream.limit = steps
+    kinds: dict[str, float] = {kind: 0.0 for kind, _ in OP_KINDS}
+    kinds["everything else"] = 0.0
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_one_epoch(built.parts, TrainState(epoch=2), stream)
+    wall = (time.perf_counter() - start) / steps
+    for event in prof.key_averages():
+        kinds[op_kind(event.key)] += event.self_cpu_time_total / 1e3 / steps
+    return kinds, 1e3 * wall
+
+
+def profile_table(kinds: dict[str, float], wall_ms: float) -> str:
+    total = sum(kinds.values())
+    rows = [f"| {kind} | {ms:.1f} | {100 * ms / total:.1f} |" for kind, ms in sorted(kinds.items(), key=lambda kv: -kv[1])]
+    return "\n".join(
+        ["| kind of work (torch.profiler self CPU time) | ms/step | share (%) |", "|---|---|---|", *rows,
+         f"| all ops | {total:.1f} | 100 |", f"| wall time of the profiled steps | {wall_ms:.1f} | |"]
+    )
 
 
 def overhead_main(args) -> int:
@@ -473,11 +528,17 @@ def overhead_main(args) -> int:
         f"threads {torch.get_num_threads()}, best of {args.repeats}\n"
         f"mixcut {1e3 * m:.1f} ms/step  bare loop {1e3 * b:.1f} ms/step  framework overhead {100 * (m - b) / b:+.1f} %"
     )
+    profile = None
+    if args.profile:
+        kinds, wall_ms = profile_mixcut(built, device, args.steps)
+        profile = {"ms_per_step": kinds, "wall_ms_per_step": wall_ms}
+        print(f"\nwhere mixcut's step goes ({args.steps} profiled steps, precision {cfg.trainer.amp}):\n" + profile_table(kinds, wall_ms))
     if args.json:
         payload = {
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "environment": environment(args),
             "overhead": {"mixcut_s_step": mix, "bare_s_step": bare, "overhead_pct": 100 * (m - b) / b},
+            "profile": profile,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2))
@@ -521,6 +582,7 @@ def parse_args(argv=None):
     p.add_argument("--val-per-class", type=int, default=500)
     p.add_argument("--overhead", action="store_true", help="framework overhead: --recipe through mixcut vs a bare loop")
     p.add_argument("--recipe", default="cifar10_airbench94", help="experiment of --overhead (default cifar10_airbench94)")
+    p.add_argument("--profile", action="store_true", help="with --overhead: where mixcut's step time goes, by kind of op")
     return p.parse_args(argv)
 
 

@@ -93,6 +93,7 @@ class Precision(Choice):
     none = "none"
     bf16 = "bf16"
     fp16 = "fp16"
+    native = "native"  # auto on CUDA; on a CPU bf16 where it is computed in hardware (AVX512-BF16/AMX), else fp32
 
 
 class ClipMode(Choice):

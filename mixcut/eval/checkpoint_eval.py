@@ -131,6 +131,9 @@ def format_result(result: dict) -> str:
             f"ECE {b['ece']:.2f} -> {a['ece']:.2f}  NLL {b['nll']:.4f} -> {a['nll']:.4f}  "
             f"Brier {b['brier']:.4f} -> {a['brier']:.4f}"
         )
+        if "ece_floor_after" in ts:  # what a perfectly calibrated model would score on as many images
+            f = ts["ece_floor_after"]
+            lines.append(f"  ECE after scaling vs its sampling floor at n {f['n']}: mean {f['mean']:.2f}, p95 {f['p95']:.2f}")
     if "adversarial" in result:
         adv = result["adversarial"]
         for attack in ("fgsm", "pgd"):
@@ -146,11 +149,17 @@ def format_result(result: dict) -> str:
                 f"ood {name:<16} AUROC msp {r['msp']['auroc']:.2f} energy {r['energy']['auroc']:.2f}  "
                 f"FPR95 msp {r['msp']['fpr95']:.2f} energy {r['energy']['fpr95']:.2f}"
             )
+        for key, what in (("natural_mean_auroc", "natural images (the claim)"), ("mean_auroc", "noise sets (sanity check)")):
+            mean = result["ood"].get(key)
+            if mean:
+                lines.append(f"ood mean AUROC, {what}: " + "  ".join(f"{s} {v:.2f}" for s, v in mean.items()))
     if "localization" in result:
         loc = result["localization"]
         lines.append(
             f"localization ({loc['method']}, threshold {loc['threshold']}): Top-1 Loc {loc['top1_loc']:.2f}  "
             f"GT-known Loc {loc['gt_known_loc']:.2f}  (top1 {loc['top1']:.2f}, n {loc['n']})"
         )
+        if "max_box_acc" in loc:
+            lines.append(f"  MaxBoxAcc {loc['max_box_acc']:.2f} (GT-known Loc at the best threshold, {loc['best_threshold']:.1f})")
     lines.append(f"written: {result['json']} and {result['reliability_png']}")
     return "\n".join(lines)

@@ -67,10 +67,12 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     # auto is fp32 on every CPU: even where bf16 is native (AVX512-BF16) it measured no
     # faster for the CIFAR models, was not bitwise reproducible, and torch 2.14's oneDNN
     # bf16 conv backward now and then returns NaN weight gradients (scripts/dev/bf16_cpu_nan.py).
-    if amp == "auto":
+    if amp in ("auto", "native"):
         if device.type == "cuda":
             return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
-        return None
+        # native: for recipes whose big convolutions do pay in bf16 on a CPU (airbench94: 2x per
+        # step with AVX512-BF16, docs/throughput.md); emulated bf16 would be many times slower
+        return torch.bfloat16 if amp == "native" and device.type == "cpu" and cpu_has_fast_bf16() else None
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError(
             "trainer.amp=fp16 needs a CUDA device (its gradient scaler is CUDA-only); on CPU use trainer.amp=bf16 or none."

@@ -23,6 +23,7 @@ TINY = [
     "trainer.progress=false",
     "trainer.device=cpu",
     "trainer.deterministic=true",
+    "trainer.amp=none",  # the recipe's native is bf16 on AVX512-BF16 CPUs only: the same fp32 on every machine here
     "+model.kwargs.widths=[8,16,16]",
     "+model.kwargs.whiten_bias_epochs=2",
 ]
@@ -39,6 +40,11 @@ def test_summary_has_tta_and_time_to_accuracy_and_a_fractional_last_epoch(tmp_pa
     assert "top1" in summary  # the plain number stays beside it
     written = json.loads((tmp_path / "summary.json").read_text())
     assert written["time_to_top1"] == summary["time_to_top1"] and "tta_top1" in written
+
+
+def test_the_recipe_asks_for_native_precision():
+    """bf16 where the device computes it in hardware (half the CPU step time with AVX512-BF16), else fp32."""
+    assert compose(["experiment=cifar10_airbench94"]).trainer.amp == "native"
 
 
 def test_no_tta_by_default(tmp_path):
@@ -97,10 +103,25 @@ def test_bench_train_overhead_times_mixcut_and_the_bare_loop(tmp_path, capsys):
     bench = load_script("bench_train")
     out = tmp_path / "overhead.json"
     argv = ["--overhead", "--batch", "16", "--steps", "2", "--warmup", "1", "--json", str(out), "--override", "trainer.amp=none"]
-    assert bench.main(argv) == 0
-    assert "framework overhead" in capsys.readouterr().out
-    result = json.loads(out.read_text())["overhead"]
+    assert bench.main(argv + ["--profile"]) == 0
+    printed = capsys.readouterr().out
+    assert "framework overhead" in printed and "convolution backward" in printed
+    payload = json.loads(out.read_text())
+    result = payload["overhead"]
     assert len(result["mixcut_s_step"]) == len(result["bare_s_step"]) == 1 and result["bare_s_step"][0] > 0
+    kinds = payload["profile"]["ms_per_step"]
+    assert kinds["convolution forward"] > 0 and kinds["convolution backward"] > 0 and kinds["batch norm"] > 0
+
+
+def test_op_kinds_of_the_profile():
+    from _trainer_utils import load_script
+
+    bench = load_script("bench_train")
+    assert bench.op_kind("aten::convolution_backward") == "convolution backward"
+    assert bench.op_kind("aten::mkldnn_convolution") == "convolution forward"
+    assert bench.op_kind("aten::native_batch_norm_backward") == "batch norm"
+    assert bench.op_kind("aten::_foreach_add_") == "optimizer, averaging"
+    assert bench.op_kind("aten::index") == "everything else"
 
 
 def test_airbench_split_writes_mixcuts_pixels_in_the_peers_format(tmp_path):

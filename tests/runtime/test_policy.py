@@ -55,6 +55,20 @@ def test_auto_precision_is_fp32_on_cpu():
     assert resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16
 
 
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_native_precision_is_bf16_only_on_a_cpu_that_computes_it(monkeypatch, fast_bf16):
+    import mixcut.runtime.policy as policy
+
+    monkeypatch.setattr(policy, "cpu_has_fast_bf16", lambda: fast_bf16)
+    assert resolve_amp("native", torch.device("cpu")) is (torch.bfloat16 if fast_bf16 else None)
+    assert resolve_amp("auto", torch.device("cpu")) is None  # auto never picks bf16 on a CPU
+
+
+@pytest.mark.parametrize("capability", [V100, A100])
+def test_native_precision_is_auto_on_gpus(fake_gpu, capability):
+    assert resolve_amp("native", fake_gpu(capability)) is resolve_amp("auto", fake_gpu(capability))
+
+
 @pytest.mark.parametrize("capability", [V100, T4])
 def test_auto_amp_is_fp16_where_bf16_is_only_emulated(fake_gpu, capability):
     assert resolve_amp("auto", fake_gpu(capability)) is torch.float16
