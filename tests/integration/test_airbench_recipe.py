@@ -165,7 +165,9 @@ def test_measurement_script_runs_end_to_end_and_resumes(tmp_path):
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "mixcut" / "none" / "seed0" / "summary.json").read_text())
     assert "tta_top1" in summary and "time_to_top1" in summary
-    assert (tmp_path / "out" / "results.md").is_file()
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| mixcut `experiment=cifar10_airbench94 mix=none` (precision " in table and "| 1 |" in table
+    assert "train img/s (median epoch)" in table and "time to top-1" in table
     stamp = tmp_path / "out" / "mixcut" / "none" / "seed0" / "process_s.txt"
     before = stamp.stat().st_mtime_ns
     again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
