@@ -40,6 +40,7 @@ SMOKE_TESTS = {
     "reproduce/cifar10_airbench.sh": "tests/integration/test_airbench_recipe.py",
     "reproduce/cifar10_claims.sh": "tests/integration/test_claims_study.py",
     "reproduce/cifar10_mixers.sh": "tests/scripts/test_scripts.py",
+    "reproduce/publish_claims.py": "tests/scripts/test_publish_claims.py",
     "slurm/train.sbatch": "tests/scripts/test_scripts.py",
     "sort_imagenet_val.py": "tests/data/test_imagenet_layout.py",  # sorts a tiny flat Kaggle val/
 }
