@@ -71,8 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ood-folder", action="append", default=[], help="an image folder used as an OOD set (repeatable)")
     p.add_argument("--ood-n", type=int, default=1000, help="images per OOD set (default 1000)")
     p.add_argument("--localization", action="store_true", help="CAM / Grad-CAM weakly-supervised localization")
-    p.add_argument("--boxes", default=None, help="boxes.txt (mixcut), an ImageNet val XML folder or a CUB-200-2011 root")
-    p.add_argument("--box-format", default="mixcut", choices=["mixcut", "imagenet_xml", "cub"])
+    p.add_argument("--boxes", default=None, help="boxes.txt (mixcut), an ImageNet val XML folder, Kaggle's LOC_val_solution.csv or a CUB-200-2011 root")
+    p.add_argument("--box-format", default="mixcut", choices=["mixcut", "imagenet_xml", "kaggle_csv", "cub"])
     p.add_argument("--cam-threshold", type=float, default=0.2, help="fraction of the map's maximum (default 0.2)")
     p.add_argument("--cam-method", default="auto", choices=["auto", "cam", "gradcam"])
     return p.parse_intermixed_args(argv)  # options and KEY=VALUE overrides in any order

@@ -3,7 +3,9 @@
 Boxes are ``(x0, y0, x1, y1)`` in pixels with x1, y1 exclusive. Readers (`BOX_READERS`):
 `read_box_file` (mixcut's ``boxes.txt``: ``relative/path x0 y0 x1 y1 width height``,
 written by scripts/make_canvas_set.py), `read_imagenet_xml` (one PASCAL-VOC XML per
-validation image) and `read_cub` (CUB-200-2011 ``images.txt`` + ``bounding_boxes.txt``).
+validation image), Kaggle's ImageNet ``LOC_val_solution.csv`` (`read_kaggle_val_boxes`, beside
+the Kaggle layout's other readers in `mixcut.data.imagenet_layout`) and `read_cub`
+(CUB-200-2011 ``images.txt`` + ``bounding_boxes.txt``).
 `boxes_for_split` maps them through validation's resize and centre crop.
 """
 
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..data.imagenet_layout import read_kaggle_val_boxes
 from ..errors import DataError
 
 
@@ -62,7 +65,12 @@ def read_cub(root: str | Path) -> dict[str, tuple[list[list[float]], tuple[int, 
     return out
 
 
-BOX_READERS = {"mixcut": read_box_file, "imagenet_xml": read_imagenet_xml, "cub": read_cub}
+BOX_READERS = {
+    "mixcut": read_box_file,
+    "imagenet_xml": read_imagenet_xml,
+    "kaggle_csv": read_kaggle_val_boxes,
+    "cub": read_cub,
+}
 
 
 def eval_geometry(boxes: Tensor, width: int, height: int, img_size: int, crop_pct: float) -> Tensor:

@@ -160,3 +160,21 @@ def test_gt_known_sweep_finds_the_threshold_that_fits_a_blurry_map():
     hits = gt_known_hits(blob[None], (24, 24), gt)
     assert hits.shape == (len(SWEEP),)
     assert hits[SWEEP.index(0.2)] == 0 and hits.max() == 1
+
+
+def test_kaggle_boxes_are_a_box_format_and_map_through_the_eval_geometry(tmp_path):
+    """--box-format kaggle_csv: LOC_val_solution.csv's boxes, looked up by the image's stem in a sorted
+    val/<wnid>/ folder, the image size read from the file, mapped like the other readers' boxes."""
+    from PIL import Image
+
+    from mixcut.eval.box_files import BOX_READERS, boxes_for_split
+
+    csv = tmp_path / "LOC_val_solution.csv"
+    csv.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 8 8 40 24 n01751748 0 0 4 4 \n")
+    img = tmp_path / "val" / "n01751748" / "ILSVRC2012_val_00000001.JPEG"
+    img.parent.mkdir(parents=True)
+    Image.new("RGB", (64, 64)).save(img, format="JPEG")
+    table = BOX_READERS["kaggle_csv"](csv)
+    assert table["ILSVRC2012_val_00000001"] == ([[8, 8, 40, 24], [0, 0, 4, 4]], None)
+    boxes = boxes_for_split([str(img)], tmp_path, table, img_size=32, crop_pct=1.0)
+    assert boxes.tolist() == [[[4, 4, 20, 12], [0, 0, 2, 2]]]  # 64 px -> 32: halved
