@@ -64,8 +64,12 @@ def one_line(error) -> str:
         for ln in (x.strip() for x in str(error).splitlines()):
             if ln.startswith("Config search path"):
                 break
-            if ln and ln != "None" and not ln.startswith(  # "None": a grammar error's empty cause
-                ("full_key:", "object_type", "reference_type", "Set the environment", "To append to your config")
+            if (
+                ln
+                and ln != "None"
+                and not ln.startswith(  # "None": a grammar error's empty cause
+                    ("full_key:", "object_type", "reference_type", "Set the environment", "To append to your config")
+                )
             ):
                 lines.append(ln)
         opts = next((i for i, ln in enumerate(lines) if ln.startswith("Available options")), None)

@@ -506,8 +506,13 @@ def profile_table(kinds: dict[str, float], wall_ms: float) -> str:
     total = sum(kinds.values())
     rows = [f"| {kind} | {ms:.1f} | {100 * ms / total:.1f} |" for kind, ms in sorted(kinds.items(), key=lambda kv: -kv[1])]
     return "\n".join(
-        ["| kind of work (torch.profiler self CPU time) | ms/step | share (%) |", "|---|---|---|", *rows,
-         f"| all ops | {total:.1f} | 100 |", f"| wall time of the profiled steps | {wall_ms:.1f} | |"]
+        [
+            "| kind of work (torch.profiler self CPU time) | ms/step | share (%) |",
+            "|---|---|---|",
+            *rows,
+            f"| all ops | {total:.1f} | 100 |",
+            f"| wall time of the profiled steps | {wall_ms:.1f} | |",
+        ]
     )
 
 
@@ -532,7 +537,8 @@ def overhead_main(args) -> int:
     if args.profile:
         kinds, wall_ms = profile_mixcut(built, device, args.steps)
         profile = {"ms_per_step": kinds, "wall_ms_per_step": wall_ms}
-        print(f"\nwhere mixcut's step goes ({args.steps} profiled steps, precision {cfg.trainer.amp}):\n" + profile_table(kinds, wall_ms))
+        head = f"\nwhere mixcut's step goes ({args.steps} profiled steps, precision {cfg.trainer.amp}):\n"
+        print(head + profile_table(kinds, wall_ms))
     if args.json:
         payload = {
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -29,13 +29,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from mixcut.errors import CheckpointError, ConfigError
-from mixcut.eval.checkpoint_eval import format_result
-from mixcut.eval.corruptions import CORRUPTIONS, SEVERITIES
-from mixcut.eval.options import EvalOptions
-from mixcut.eval.tta import TTA_MODES
-from mixcut.evaluate import evaluate_checkpoint
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mixcut.errors import CheckpointError, ConfigError  # noqa: E402
+from mixcut.eval.checkpoint_eval import format_result  # noqa: E402
+from mixcut.eval.corruptions import CORRUPTIONS, SEVERITIES  # noqa: E402
+from mixcut.eval.options import EvalOptions  # noqa: E402
+from mixcut.eval.tta import TTA_MODES  # noqa: E402
+from mixcut.evaluate import evaluate_checkpoint  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,7 +74,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ood-folder", action="append", default=[], help="an image folder used as an OOD set (repeatable)")
     p.add_argument("--ood-n", type=int, default=1000, help="images per OOD set (default 1000)")
     p.add_argument("--localization", action="store_true", help="CAM / Grad-CAM weakly-supervised localization")
-    p.add_argument("--boxes", default=None, help="boxes.txt (mixcut), an ImageNet val XML folder, Kaggle's LOC_val_solution.csv or a CUB-200-2011 root")
+    p.add_argument(
+        "--boxes",
+        default=None,
+        help="boxes.txt (mixcut), an ImageNet val XML folder, Kaggle's LOC_val_solution.csv or a CUB-200-2011 root",
+    )
     p.add_argument("--box-format", default="mixcut", choices=["mixcut", "imagenet_xml", "kaggle_csv", "cub"])
     p.add_argument("--cam-threshold", type=float, default=0.2, help="fraction of the map's maximum (default 0.2)")
     p.add_argument("--cam-method", default="auto", choices=["auto", "cam", "gradcam"])

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import torch
 
-from mixcut.data.canvas import SHAPES, make_canvases, make_shape_canvases
-from mixcut.data.folder import FileSplit, find_classes, scan_split
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mixcut.data.canvas import SHAPES, make_canvases, make_shape_canvases  # noqa: E402
+from mixcut.data.folder import FileSplit, find_classes, scan_split  # noqa: E402
 
 
 def balanced_pick(labels: torch.Tensor, counts: list[int], seed: int) -> list[torch.Tensor]:

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import torch
 
-from mixcut.data.folder import find_classes, scan_split
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mixcut.data.folder import find_classes, scan_split  # noqa: E402
 
 
 def link_all(pairs: list[tuple[str, Path]]) -> None:

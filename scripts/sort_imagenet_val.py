@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
-from mixcut.data.imagenet_layout import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mixcut.data.imagenet_layout import (  # noqa: E402
     KAGGLE_SOLUTION,
     data_dir,
     devkit_entry,

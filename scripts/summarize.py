@@ -35,7 +35,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mixcut.eval.occlusion import curve_summary
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from mixcut.eval.occlusion import curve_summary  # noqa: E402
 
 COLUMNS = [  # key, header, format
     ("top1", "top-1 (%)", "{:.2f}"),

@@ -160,6 +160,8 @@ def format_result(result: dict) -> str:
             f"GT-known Loc {loc['gt_known_loc']:.2f}  (top1 {loc['top1']:.2f}, n {loc['n']})"
         )
         if "max_box_acc" in loc:
-            lines.append(f"  MaxBoxAcc {loc['max_box_acc']:.2f} (GT-known Loc at the best threshold, {loc['best_threshold']:.1f})")
+            lines.append(
+                f"  MaxBoxAcc {loc['max_box_acc']:.2f} (GT-known Loc at the best threshold, {loc['best_threshold']:.1f})"
+            )
     lines.append(f"written: {result['json']} and {result['reliability_png']}")
     return "\n".join(lines)

@@ -94,4 +94,3 @@ def test_occlusion_summary_excludes_the_clean_and_the_all_black_sizes(trained):
     curve = {"0": 90.0, "32": 60.0, "64": 40.0, "224": 10.0}
     assert curve_summary(curve) == pytest.approx(50.0)
     assert informative_sizes([0, 16, 32, 224], image_size=4) == [32]  # 16 on the 224 scale is 0 px of a 4-px image
-

@@ -74,4 +74,3 @@ def test_evaluate_claims_end_to_end(canvas_run, tmp_path, capsys):
     text = md.read_text()
     assert "T" in text and "Top-1 Loc" in text and png.read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "cams.png").read_bytes()[:4] == b"\x89PNG"
-

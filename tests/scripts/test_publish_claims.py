@@ -26,7 +26,9 @@ def study(tmp_path):
         "<!-- issue 21 section -->\nkept\n"
     )
     readme = tmp_path / "README.md"
-    readme.write_text("# mixcut\n## Quickstart\n<!-- claims verdicts: begin -->\nplaceholder\n<!-- claims verdicts: end -->\n## Data\n")
+    readme.write_text(
+        "# mixcut\n## Quickstart\n<!-- claims verdicts: begin -->\nplaceholder\n<!-- claims verdicts: end -->\n## Data\n"
+    )
     return out, docs, readme
 
 
@@ -60,7 +62,9 @@ def test_refuses_with_a_sentence_before_writing_anything(tmp_path, broken):
     page = (docs / "results.md").read_text()
     result = run(out, "--docs", docs, "--readme", readme)
     assert result.returncode != 0
-    assert ("verdicts.md is missing" in result.stderr) if broken == "missing_study" else ("claims verdicts: begin" in result.stderr)
+    assert (
+        ("verdicts.md is missing" in result.stderr) if broken == "missing_study" else ("claims verdicts: begin" in result.stderr)
+    )
     assert (docs / "results.md").read_text() == page and not (docs / "results").exists()
 
 
