@@ -33,7 +33,10 @@
 # on 300 + temperature + FGSM/PGD on 500 + occlusion on 1,000 + OOD + train split) takes ~1 min idle, 3-4 min at
 # load 4.5. 21 CIFAR runs at 40 epochs: ~85 min of training and ~25 min of evaluation on an idle machine; the
 # 9 open-set runs (3,000 images each) cost ~0.6 CIFAR run each, the 6 canvas runs (2,000 48-px images) ~0.9 each:
-# about 3 hours in all on an idle machine; a loaded machine multiplies that.
+# about 3 hours in all on an idle machine; a loaded machine multiplies that. The same VM measured about 1.4x slower
+# on 2026-12-07 (one thread: ~320 img/s per process): the host varies. Two instances may run side by side on
+# disjoint runs (e.g. OMP_NUM_THREADS=1 with METHODS="" ALPHAS="" OPENSET_METHODS="" in one and MAIN_METHODS=""
+# CANVAS_METHODS="" in the other, once the first has written OUT_DIR/data); a last plain invocation writes the page.
 #
 # Environment: EPOCHS (default 40), MODEL (cifar_resnet20), LR (0.1), WD (5e-4), BATCH (128), AMP (none; bf16
 # measured no faster here: 328 vs 318 img/s), WARMUP (1),
