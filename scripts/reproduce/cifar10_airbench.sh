@@ -97,7 +97,9 @@ for d in sorted((out / "mixcut").glob("*/seed*/")):
         epochs = [e for e in epochs if "train_seconds" in e]
         s["train_s"] = sum(e["train_seconds"] for e in epochs)
         s["epoch_img_s"] = statistics.median(e["train_images_per_sec"] for e in epochs)
-        s["amp"] = re.search(r"^  amp: (\S+)", (d / "config.yaml").read_text(), re.M).group(1)
+        asked = re.search(r"^  amp: (\S+)", (d / "config.yaml").read_text(), re.M).group(1)
+        ran = re.search(r", \w+(?::\d+)? (\w+), \d+ process", (d / "train.log").read_text())  # the run's header line
+        s["amp"] = f"{asked} = {ran.group(1)}" if ran and ran.group(1) != asked else asked
         runs.setdefault(d.parent.name, []).append(s)
 peer = []
 row = re.compile(r"^\|\s*(?:\d+)?\s*\|\s*(\d+)\s*\|.*\|\s*([\d.]+)\s*\|$")  # | run | epoch | ... | total_time_seconds |
