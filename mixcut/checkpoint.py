@@ -118,6 +118,7 @@ def training_checkpoint(built, state, info, config_yaml: str, times: dict) -> di
         "wall_time_s": times["wall_time_s"],
         "train_images": times["train_images"],
         "train_seconds": times["train_seconds"],
+        "cpu_time_s": times.get("cpu_time_s"),
         "config": config_yaml,
     }
 

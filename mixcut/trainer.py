@@ -73,11 +73,15 @@ class Trainer:
         self.data, self.parts, self.num_classes = self.built.data, self.built.parts, self.built.num_classes
         self.state = TrainState()
         self.wall_before = 0.0  # wall time of earlier segments of a resumed run
+        # CPU time of this process (all its threads, not DataLoader workers) over the run's segments: unlike wall
+        # time it does not grow while the machine runs other jobs or the process is paused. None once a segment
+        # came from a checkpoint that did not record it.
+        self.cpu_before: float | None = 0.0
         self.train_images = 0
         self.train_seconds = 0.0
         self.logger = NullLogger()
         self.signals = StopSignals()
-        self.t0 = time.time()
+        self.t0, self.cpu0 = time.time(), time.process_time()
         if info.is_main:
             log.info(describe_run(cfg, self.built, info, device, amp_dtype, run_dir))
 
@@ -101,11 +105,16 @@ class Trainer:
             "wall_time_s": self.wall_before + (time.time() - self.t0),
             "train_images": self.train_images,
             "train_seconds": self.train_seconds,
+            "cpu_time_s": self.cpu_time(),
         }
         ckpt = training_checkpoint(self.built, self.state, self.info, OmegaConf.to_yaml(self.cfg, resolve=True), times)
         if self.info.is_main:
             atomic_save(ckpt, self.ckpt_dir / name)
         D.barrier()
+
+    def cpu_time(self) -> float | None:
+        """CPU seconds of this process over the whole run so far (None: an earlier segment did not record it)."""
+        return None if self.cpu_before is None else float(self.cpu_before) + (time.process_time() - self.cpu0)
 
     def resume_path(self) -> Path | None:
         spec = self.cfg.trainer.resume
@@ -129,6 +138,7 @@ class Trainer:
         restore_training(self.built, ckpt, path, self.info.rank, self.info.world_size)
         self.state = TrainState(**ckpt["state"])
         self.wall_before = float(ckpt["wall_time_s"])
+        self.cpu_before = ckpt.get("cpu_time_s")  # absent from checkpoints written before it was recorded
         self.train_images, self.train_seconds = int(ckpt["train_images"]), float(ckpt["train_seconds"])
         log.info(
             "resumed from %s at epoch %d, batch %d (step %d)",
@@ -301,6 +311,7 @@ class Trainer:
                 "global_step": self.state.global_step,
                 "train_images_per_sec": self.train_images / max(self.train_seconds, 1e-9),
                 "wall_time_s": wall,
+                "cpu_time_s": self.cpu_time(),
                 "nonfinite_skipped": self.state.nonfinite_total,
                 "val_samples": final.get("val_n"),
                 "world_size": self.info.world_size,

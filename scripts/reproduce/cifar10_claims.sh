@@ -203,14 +203,20 @@ rm -f "$OUT/table_canvas.md" "$OUT/verdicts_canvas.md" "$OUT/table_open.md" "$OU
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-train = evals = 0.0
+train = evals = cpu = 0.0
+cpu_missing = 0
 for run in sorted((out / "runs").glob("*/")):
     s = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     train += s.get("wall_time_s") or 0.0
+    if s.get("cpu_time_s") is None:
+        cpu_missing += 1
+    cpu += s.get("cpu_time_s") or 0.0
     for ev in list((run / "eval").glob("*.json")) + list((run / "eval_train").glob("*.json")):
         evals += json.loads(ev.read_text()).get("wall_time_s") or 0.0
+n = len(list((out / "runs").glob("*/")))
 print(f"Wall time: training {train / 60:.1f} min, evaluation {evals / 60:.1f} min, total {(train + evals) / 60:.1f} min "
-      f"over {len(list((out / 'runs').glob('*/')))} runs.")
+      f"over {n} runs (summed per run: runs side by side or paused count in full). CPU time of training: "
+      f"{cpu / 60:.1f} min" + (f" ({cpu_missing} runs did not record it)." if cpu_missing else "."))
 PYEOF
   echo
   echo "Regime: every CIFAR run trains on the same $((TRAIN_PER_CLASS * 10)) images with \`${COMMON[*]}\`; only mix= differs."

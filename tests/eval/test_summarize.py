@@ -68,3 +68,20 @@ def test_occlusion_columns_average_the_informative_sizes_only():
     assert summarize.occlusion_values(occ | {"informative_sizes": [64]})["occ_hole"] == pytest.approx(40.0)
     table = summarize.curves_markdown([{"method": "none", "curves": {"hole": occ["hole"]}}])
     assert "| none | 90.0 | 60.0 | 40.0 | 10.0 |" in table and "| method | 0 | 32 | 64 | 224 |" in table
+
+
+def test_the_cost_verdict_uses_cpu_time_not_wall_time(tmp_path):
+    """A run paused or run beside another job has a long wall time and the same CPU time: only CPU time is judged."""
+    import json
+
+    rows = []
+    for i, (method, wall, cpu) in enumerate([("none", 600, 300), ("none", 9000, 310), ("mixup", 610, 305), ("mixup", 620, 300)]):
+        run = tmp_path / f"r{i}"
+        run.mkdir()
+        (run / "config.yaml").write_text(f"mix:\n  name: {method}\ntrainer:\n  seed: {i}\n")
+        (run / "summary.json").write_text(json.dumps({"top1": 70.0 + i, "wall_time_s": wall, "cpu_time_s": cpu}))
+        rows.append(summarize.load_run(run))
+    assert [r["cpu_min"] for r in rows] == pytest.approx([5.0, 310 / 60, 305 / 60, 5.0])
+    text = summarize.verdicts(rows)
+    assert "| cpu_min |" in text and "| wall_min |" not in text
+    assert "cost: CPU time" in text and "wall time" not in text

@@ -25,6 +25,7 @@ def test_resume_is_bit_identical_device_path(tmp_path, mix):
     run(compose(common), tmp_path / "straight")
     first = run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "split")
     assert first["finished"] is False
+    first_cpu = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["cpu_time_s"]
     resumed = run(compose(common + ["trainer.resume=auto"]), tmp_path / "split")
     assert resumed["epochs"] == 2
     _assert_identical(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
@@ -33,6 +34,21 @@ def test_resume_is_bit_identical_device_path(tmp_path, mix):
     assert torch.equal(a["mixer"][0]["generators"]["cpu"], b["mixer"][0]["generators"]["cpu"])
     lines = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    # CPU time adds up over the segments: the resumed run's total includes the first segment's
+    assert 0 < first_cpu < resumed["cpu_time_s"]
+
+
+def test_resume_from_a_checkpoint_without_cpu_time_reports_it_unknown(tmp_path):
+    """Checkpoints written before CPU time was recorded resume; the run's CPU time is then unknown (None),
+    never a partial sum that would look like the whole run's cost."""
+    common = FAST + ["trainer.epochs=2"]
+    run(compose(common + ["trainer.stop_after_epoch=1"]), tmp_path / "old")
+    path = tmp_path / "old" / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    del ckpt["cpu_time_s"]
+    torch.save(ckpt, path)
+    resumed = run(compose(common + ["trainer.resume=auto"]), tmp_path / "old")
+    assert resumed["epochs"] == 2 and resumed["cpu_time_s"] is None
 
 
 def test_different_seed_gives_different_weights(tmp_path):
