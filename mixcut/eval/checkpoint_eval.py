@@ -98,9 +98,9 @@ def evaluate_built(built, cfg, opts: EvalOptions, out: Path, tag: str) -> dict:
     if opts.corruptions:
         result.update(corruption_table(model, data.val, built.num_classes, device, amp_dtype, cfg.data.mean, cfg.data.std, opts))
     if opts.any_claim:
-        from .claims import claims_evaluations
+        from .claims import ClaimsInput, claims_evaluations
 
-        result.update(claims_evaluations(model, cfg, data, built.source, device, amp_dtype, opts, out, tag, title))
+        result.update(claims_evaluations(ClaimsInput(model, cfg, data, built.source, device, opts, out, tag, title)))
     return result
 
 
