@@ -73,9 +73,9 @@ class Trainer:
         self.data, self.parts, self.num_classes = self.built.data, self.built.parts, self.built.num_classes
         self.state = TrainState()
         self.wall_before = 0.0  # wall time of earlier segments of a resumed run
-        # CPU time of this process (all its threads, not DataLoader workers) over the run's segments: unlike wall
-        # time it does not grow while the machine runs other jobs or the process is paused. None once a segment
-        # came from a checkpoint that did not record it.
+        # CPU time of the training processes (every rank, all their threads; not DataLoader workers; on a GPU the
+        # host side only) of the run's earlier segments: unlike wall time it does not grow while a process is paused
+        # and much less while it shares the machine. None once a segment came from a checkpoint that lacks it.
         self.cpu_before: float | None = 0.0
         self.train_images = 0
         self.train_seconds = 0.0
@@ -113,8 +113,10 @@ class Trainer:
         D.barrier()
 
     def cpu_time(self) -> float | None:
-        """CPU seconds of this process over the whole run so far (None: an earlier segment did not record it)."""
-        return None if self.cpu_before is None else float(self.cpu_before) + (time.process_time() - self.cpu0)
+        """CPU seconds of the run so far, summed over every rank's process (a collective: call it on every rank).
+        None when an earlier segment did not record it."""
+        this_segment = sum(D.gather_objects(time.process_time() - self.cpu0))
+        return None if self.cpu_before is None else float(self.cpu_before) + this_segment
 
     def resume_path(self) -> Path | None:
         spec = self.cfg.trainer.resume
@@ -300,7 +302,7 @@ class Trainer:
 
     def finish(self) -> dict:
         """Final validation, summary.json and the final table."""
-        wall = self.wall_before + (time.time() - self.t0)
+        wall, cpu = self.wall_before + (time.time() - self.t0), self.cpu_time()
         final = self.validate()
         summary = {k: final.get(f"val_{k}") for k in METRIC_NAMES}
         summary.update(
@@ -311,7 +313,7 @@ class Trainer:
                 "global_step": self.state.global_step,
                 "train_images_per_sec": self.train_images / max(self.train_seconds, 1e-9),
                 "wall_time_s": wall,
-                "cpu_time_s": self.cpu_time(),
+                "cpu_time_s": cpu,
                 "nonfinite_skipped": self.state.nonfinite_total,
                 "val_samples": final.get("val_n"),
                 "world_size": self.info.world_size,

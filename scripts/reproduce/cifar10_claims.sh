@@ -208,7 +208,7 @@ cpu_missing = 0
 for run in sorted((out / "runs").glob("*/")):
     s = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     train += s.get("wall_time_s") or 0.0
-    if s.get("cpu_time_s") is None:
+    if s and s.get("cpu_time_s") is None:
         cpu_missing += 1
     cpu += s.get("cpu_time_s") or 0.0
     for ev in list((run / "eval").glob("*.json")) + list((run / "eval_train").glob("*.json")):

@@ -71,17 +71,27 @@ def test_occlusion_columns_average_the_informative_sizes_only():
 
 
 def test_the_cost_verdict_uses_cpu_time_not_wall_time(tmp_path):
-    """A run paused or run beside another job has a long wall time and the same CPU time: only CPU time is judged."""
+    """Runs paused or run beside other jobs have long wall times and the same CPU time: the cost claim is judged on
+    CPU time, and wall time is judged only where no run recorded CPU time (runs made before it was recorded)."""
     import json
 
-    rows = []
-    for i, (method, wall, cpu) in enumerate([("none", 600, 300), ("none", 9000, 310), ("mixup", 610, 305), ("mixup", 620, 300)]):
-        run = tmp_path / f"r{i}"
-        run.mkdir()
-        (run / "config.yaml").write_text(f"mix:\n  name: {method}\ntrainer:\n  seed: {i}\n")
-        (run / "summary.json").write_text(json.dumps({"top1": 70.0 + i, "wall_time_s": wall, "cpu_time_s": cpu}))
-        rows.append(summarize.load_run(run))
-    assert [r["cpu_min"] for r in rows] == pytest.approx([5.0, 310 / 60, 305 / 60, 5.0])
+    def runs(root, cpu: bool):
+        rows = []
+        timings = [("none", 600, 300), ("none", 610, 320), ("none", 605, 310),
+                   ("mixup", 900, 305), ("mixup", 910, 315), ("mixup", 905, 310)]  # fmt: skip
+        for i, (method, wall, cpu_s) in enumerate(timings):
+            run = root / f"r{i}"
+            run.mkdir(parents=True)
+            (run / "config.yaml").write_text(f"mix:\n  name: {method}\ntrainer:\n  seed: {i}\n")
+            summary = {"top1": 70.0 + i, "wall_time_s": wall} | ({"cpu_time_s": cpu_s} if cpu else {})
+            (run / "summary.json").write_text(json.dumps(summary))
+            rows.append(summarize.load_run(run))
+        return rows
+
+    rows = runs(tmp_path / "new", cpu=True)
+    assert [r["cpu_min"] for r in rows[:2]] == pytest.approx([5.0, 320 / 60])
     text = summarize.verdicts(rows)
-    assert "| cpu_min |" in text and "| wall_min |" not in text
-    assert "cost: CPU time" in text and "wall time" not in text
+    assert "| wall_min |" not in text  # wall time would mark mixup significantly worse (+5 min, spread 0.08)
+    assert "**" not in _cell(text, "cpu_min", 3) and "not separable: mixup" in _cell(text, "cpu_min", 4)
+    old = summarize.verdicts(runs(tmp_path / "old", cpu=False))
+    assert "| cpu_min |" not in old and _cell(old, "wall_min", 3).endswith("**-**")

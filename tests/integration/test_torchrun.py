@@ -66,7 +66,7 @@ def test_two_process_run_writes_one_run_directory(two_process_run):
     assert [p.name for p in (cwd / "outputs" / "torchrun").iterdir()] == [run_dir.name]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["val_samples"] == 101 and summary["finished"] is True
-    for key in ("top1", "top5", "nll", "ece", "brier", "train_images_per_sec", "wall_time_s"):
+    for key in ("top1", "top5", "nll", "ece", "brier", "train_images_per_sec", "wall_time_s", "cpu_time_s"):
         assert isinstance(summary[key], float), key
     ck = checkpoint(run_dir)
     assert len(ck["mixer"]) == 2 and len(ck["rng"]) == 2  # each rank's mixer and random state
