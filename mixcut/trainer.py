@@ -102,7 +102,7 @@ class Trainer:
     # ----------------------------------------------------------- checkpoints
     def save(self, name: str = "last.pt") -> None:
         times = {
-            "wall_time_s": self.wall_before + (time.time() - self.t0),
+            "wall_time_s": self.wall_time(),
             "train_images": self.train_images,
             "train_seconds": self.train_seconds,
             "cpu_time_s": self.cpu_time(),
@@ -111,6 +111,10 @@ class Trainer:
         if self.info.is_main:
             atomic_save(ckpt, self.ckpt_dir / name)
         D.barrier()
+
+    def wall_time(self) -> float:
+        """Wall seconds of the run so far, over all its segments."""
+        return self.wall_before + (time.time() - self.t0)
 
     def cpu_time(self) -> float | None:
         """CPU seconds of the run so far, summed over every rank's process (a collective: call it on every rank).
@@ -288,7 +292,7 @@ class Trainer:
             state.best = {k: record[f"val_{k}"] for k in METRIC_NAMES} | {"epoch": record["epoch"]}
         for th in TOP1_THRESHOLDS:  # time to accuracy: the first validation at or above each threshold
             if "val_top1" in record and record["val_top1"] >= th and str(th) not in state.reached:
-                state.reached[str(th)] = self.wall_before + (time.time() - self.t0)
+                state.reached[str(th)] = self.wall_time()
         if self.info.is_main:
             self.logger.log_epoch(record)  # metrics line first: a crash before the save re-runs this epoch
             log.info(epoch_line(record, self.cfg.trainer.epochs))
@@ -302,7 +306,7 @@ class Trainer:
 
     def finish(self) -> dict:
         """Final validation, summary.json and the final table."""
-        wall, cpu = self.wall_before + (time.time() - self.t0), self.cpu_time()
+        wall, cpu = self.wall_time(), self.cpu_time()
         final = self.validate()
         summary = {k: final.get(f"val_{k}") for k in METRIC_NAMES}
         summary.update(
